@@ -1,0 +1,248 @@
+"""The on-disk cache of trained runs: atomic saves, verified loads, a cross-process lock, a listing.
+
+Each run lives in ``<artifacts>/runs/<architecture>-<key>/`` as ``model.keras`` plus
+``manifest.json`` (settings, history, test metrics, the model file's SHA-256, library versions).
+The manifest is written last, so an entry without one was never finished. Before a model is loaded
+its checksum is verified and its configuration is checked to name only Keras' own layers; then
+Keras loads it in ``safe_mode``. Anything that fails a check is reported and treated as absent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import filelock
+import tensorflow as tf
+from tensorflow import keras
+
+from mnist_model.settings import TrainingSettings
+
+log = logging.getLogger(__name__)
+
+# Bumped whenever the layout of an entry or the meaning of its contents changes.
+FORMAT_VERSION = 1
+MODEL_FILE = "model.keras"
+MANIFEST_FILE = "manifest.json"
+
+# The only layer classes a cached model may contain: the ones this package builds.
+ALLOWED_LAYERS = frozenset(
+    {
+        "Sequential",
+        "InputLayer",
+        "Flatten",
+        "Reshape",
+        "Dense",
+        "Conv2D",
+        "BatchNormalization",
+        "Activation",
+        "MaxPooling2D",
+        "Dropout",
+    }
+)
+
+_thread_locks: dict[str, threading.Lock] = {}
+_thread_locks_guard = threading.Lock()
+
+
+class UnsafeModelError(Exception):
+    """A model file names code outside Keras' own layers, or is not a Keras model file at all."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A cached run as its manifest describes it."""
+
+    key: str
+    path: Path
+    settings: TrainingSettings
+    history: list[dict]
+    test_loss: float
+    test_accuracy: float
+    created: str
+    train_seconds: float
+    versions: dict
+
+    @property
+    def model_file(self) -> Path:
+        return self.path / MODEL_FILE
+
+
+def versions() -> dict:
+    return {"tensorflow": tf.__version__, "keras": keras.__version__, "format": FORMAT_VERSION}
+
+
+def run_key(settings: TrainingSettings, data_fingerprint: str) -> str:
+    """The cache key: a hash of the settings, the data fingerprint and the library versions."""
+    identity = json.dumps(
+        {"settings": settings.to_dict(), "data": data_fingerprint, "versions": versions()}, sort_keys=True
+    )
+    return f"{settings.architecture}-{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def runs_dir(root: Path) -> Path:
+    return Path(root) / "runs"
+
+
+@contextlib.contextmanager
+def run_lock(root: Path, key: str) -> Iterator[None]:
+    """Hold the lock for one key: across processes through a lock file, and across threads.
+
+    Where the artifacts folder cannot hold a lock file (read-only, missing and not creatable), only
+    the threads of this process are serialised.
+    """
+    with _thread_locks_guard:
+        thread_lock = _thread_locks.setdefault(key, threading.Lock())
+    with thread_lock:
+        lock_dir = Path(root) / "locks"
+        try:
+            lock_dir.mkdir(parents=True, exist_ok=True)
+            file_lock = filelock.FileLock(lock_dir / f"{key}.lock")
+            file_lock.acquire()
+        except OSError as error:
+            log.warning("cannot lock %s across processes (%s); locking within this process only", lock_dir, error)
+            yield
+            return
+        try:
+            yield
+        finally:
+            file_lock.release()
+
+
+def save_run(root: Path, key: str, model: keras.Model, manifest: dict) -> Path:
+    """Write the model and its manifest atomically; returns the entry's folder. Raises OSError."""
+    entry = runs_dir(root) / key
+    entry.mkdir(parents=True, exist_ok=True)
+    (entry / MANIFEST_FILE).unlink(missing_ok=True)
+    model_tmp = _temporary_path(entry, ".keras")
+    try:
+        model.save(model_tmp)
+        _fsync(model_tmp)
+        os.replace(model_tmp, entry / MODEL_FILE)
+    finally:
+        model_tmp.unlink(missing_ok=True)
+    manifest = {**manifest, "model_sha256": sha256_of(entry / MODEL_FILE), "versions": versions(), "key": key}
+    _write_atomically(entry / MANIFEST_FILE, json.dumps(manifest, indent=2))
+    return entry
+
+
+def load_run(root: Path, key: str) -> tuple[keras.Model, RunRecord] | None:
+    """The cached model and record for ``key``, or None when absent or failing any check (logged)."""
+    entry = runs_dir(root) / key
+    if not (entry / MANIFEST_FILE).exists():
+        return None
+    try:
+        record = read_record(entry)
+        if sha256_of(record.model_file) != record_manifest(entry)["model_sha256"]:
+            raise ValueError("the model file's checksum does not match its manifest")
+        model = load_model_file(record.model_file)
+    except (OSError, ValueError, KeyError, TypeError, UnsafeModelError) as error:
+        log.warning("cached run %s is unusable and will be rebuilt: %s", entry, error)
+        return None
+    return model, record
+
+
+def load_model_file(path: Path) -> keras.Model:
+    """Load a Keras model file after checking that it names only this package's layer types."""
+    check_model_file(path)
+    return keras.saving.load_model(path, compile=False, safe_mode=True)
+
+
+def check_model_file(path: Path) -> None:
+    """Raise UnsafeModelError unless ``path`` is a .keras archive whose config uses only allowed layers."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
+        raise UnsafeModelError(f"{path} is not a readable Keras model file ({error})") from error
+    for node in _config_nodes(config):
+        module, class_name = node.get("module"), node.get("class_name")
+        if module is not None and not str(module).startswith("keras"):
+            raise UnsafeModelError(f"{path} refers to module {module!r}; only Keras' own objects are allowed")
+        if module == "keras.layers" and class_name not in ALLOWED_LAYERS:
+            raise UnsafeModelError(f"{path} contains a {class_name} layer, which this package never builds")
+        if node.get("registered_name") not in (None, class_name):
+            raise UnsafeModelError(f"{path} refers to custom object {node.get('registered_name')!r}")
+
+
+def read_record(entry: Path) -> RunRecord:
+    manifest = record_manifest(entry)
+    return RunRecord(
+        key=manifest["key"],
+        path=entry,
+        settings=TrainingSettings.from_dict(manifest["settings"]),
+        history=list(manifest["history"]),
+        test_loss=float(manifest["test_loss"]),
+        test_accuracy=float(manifest["test_accuracy"]),
+        created=str(manifest["created"]),
+        train_seconds=float(manifest["train_seconds"]),
+        versions=dict(manifest["versions"]),
+    )
+
+
+def record_manifest(entry: Path) -> dict:
+    manifest = json.loads((entry / MANIFEST_FILE).read_text())
+    if not isinstance(manifest, dict):
+        raise ValueError("the manifest is not a JSON object")
+    return manifest
+
+
+def list_runs(root: Path) -> list[RunRecord]:
+    """Every complete cached run under ``root``, newest first; unreadable entries are skipped."""
+    records = []
+    folder = runs_dir(root)
+    for entry in sorted(folder.iterdir()) if folder.is_dir() else []:
+        try:
+            records.append(read_record(entry))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return sorted(records, key=lambda record: record.created, reverse=True)
+
+
+def _config_nodes(node) -> Iterator[dict]:
+    if isinstance(node, dict):
+        if "class_name" in node:
+            yield node
+        for value in node.values():
+            yield from _config_nodes(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _config_nodes(value)
+
+
+def _temporary_path(folder: Path, suffix: str) -> Path:
+    handle, name = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
+    os.close(handle)
+    return Path(name)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = _temporary_path(path.parent, ".json")
+    try:
+        tmp.write_text(text)
+        _fsync(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as stream:
+        os.fsync(stream.fileno())

@@ -1,0 +1,37 @@
+"""Where the package reads and writes: every path it uses is derived here.
+
+Defaults come from the location of this file; environment variables override them so that a user,
+a test run or a benchmark can point the package at its own data copy and artifacts folder without
+touching code.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# A Keras-layout mnist.npz, or a folder holding the four IDX files (gzipped or not).
+DATA_ENV = "MNIST_DATA"
+# The folder where trained runs are cached.
+ARTIFACTS_ENV = "MNIST_ARTIFACTS"
+
+
+def artifacts_dir() -> Path:
+    """The folder for cached training runs: ``$MNIST_ARTIFACTS`` or ``artifacts/`` in the project."""
+    configured = os.environ.get(ARTIFACTS_ENV)
+    return Path(configured).expanduser() if configured else PROJECT_ROOT / "artifacts"
+
+
+def configured_data_path() -> Path | None:
+    """The data location named by ``$MNIST_DATA``, or None when it is not set."""
+    configured = os.environ.get(DATA_ENV)
+    return Path(configured).expanduser() if configured else None
+
+
+def keras_cache_file() -> Path:
+    """Where ``keras.datasets.mnist.load_data()`` keeps its download (honours ``$KERAS_HOME``)."""
+    keras_home = os.environ.get("KERAS_HOME")
+    base = Path(keras_home).expanduser() if keras_home else Path.home() / ".keras"
+    return base / "datasets" / "mnist.npz"

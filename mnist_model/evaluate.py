@@ -1,0 +1,115 @@
+"""Evaluation in one batched pass: loss, accuracy, confusion matrix, per-class scores, mistakes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from tensorflow import keras
+
+from mnist_model.data import NUM_CLASSES
+
+# Images per forward pass: large enough to amortise overhead, small enough to keep memory flat.
+_BATCH = 2000
+# Probabilities are clipped before the log so that a confident mistake costs a finite loss.
+_EPSILON = 1e-7
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """How a model does on a labelled set of n images.
+
+    probabilities: float32 (n, 10); predictions, labels: int64 (n,); confusion: int64 (10, 10),
+    rows true digits and columns predicted ones; precision, recall, f1: float64 (10,);
+    support: int64 (10,); misclassified: int64 indices into the evaluated images.
+    """
+
+    loss: float
+    accuracy: float
+    probabilities: np.ndarray
+    predictions: np.ndarray
+    labels: np.ndarray
+    confusion: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+    f1: np.ndarray
+    support: np.ndarray
+    misclassified: np.ndarray
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """The probability of the predicted digit for every image: float32 (n,)."""
+        return self.probabilities[np.arange(len(self.predictions)), self.predictions]
+
+    def per_class_rows(self) -> list[dict]:
+        return [
+            {
+                "digit": digit,
+                "precision": float(self.precision[digit]),
+                "recall": float(self.recall[digit]),
+                "f1": float(self.f1[digit]),
+                "support": int(self.support[digit]),
+            }
+            for digit in range(NUM_CLASSES)
+        ]
+
+    def mistakes(self, true_digit: int | None = None, predicted_digit: int | None = None) -> np.ndarray:
+        """Indices of misclassified images, optionally of one true and/or predicted digit, most confident first."""
+        chosen = self.misclassified
+        if true_digit is not None:
+            chosen = chosen[self.labels[chosen] == true_digit]
+        if predicted_digit is not None:
+            chosen = chosen[self.predictions[chosen] == predicted_digit]
+        return chosen[np.argsort(-self.confidence[chosen], kind="stable")]
+
+
+def predict_probabilities(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    """Class probabilities for uint8 (n, 28, 28) images (or float in [0, 1]): float32 (n, 10)."""
+    scaled = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
+    outputs = [np.asarray(model(scaled[start : start + _BATCH], training=False)) for start in range(0, len(scaled), _BATCH)]
+    return np.concatenate(outputs) if outputs else np.zeros((0, NUM_CLASSES), np.float32)
+
+
+def test_metrics(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Cross-entropy loss and accuracy of ``model`` on uint8 images (n, 28, 28) and labels (n,)."""
+    probabilities = predict_probabilities(model, images)
+    return _loss(probabilities, labels), float(np.mean(probabilities.argmax(axis=1) == labels))
+
+
+def evaluate(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> Evaluation:
+    """Evaluate ``model`` on uint8 images (n, 28, 28) with integer labels (n,) in one pass."""
+    if len(images) != len(labels):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels; they must match.")
+    probabilities = predict_probabilities(model, images)
+    labels = labels.astype(np.int64)
+    predictions = probabilities.argmax(axis=1).astype(np.int64)
+    confusion = np.bincount(labels * NUM_CLASSES + predictions, minlength=NUM_CLASSES**2).reshape(
+        NUM_CLASSES, NUM_CLASSES
+    )
+    true_positives = np.diag(confusion).astype(np.float64)
+    predicted_counts = confusion.sum(axis=0)
+    support = confusion.sum(axis=1)
+    precision = np.divide(true_positives, predicted_counts, out=np.zeros(NUM_CLASSES), where=predicted_counts > 0)
+    recall = np.divide(true_positives, support, out=np.zeros(NUM_CLASSES), where=support > 0)
+    denominator = precision + recall
+    f1 = np.divide(2 * precision * recall, denominator, out=np.zeros(NUM_CLASSES), where=denominator > 0)
+    return Evaluation(
+        loss=_loss(probabilities, labels),
+        accuracy=float(np.mean(predictions == labels)) if len(labels) else 0.0,
+        probabilities=probabilities,
+        predictions=predictions,
+        labels=labels,
+        confusion=confusion,
+        precision=precision,
+        recall=recall,
+        f1=f1,
+        support=support,
+        misclassified=np.flatnonzero(predictions != labels),
+    )
+
+
+def _loss(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    if len(labels) == 0:
+        return 0.0
+    chosen = probabilities[np.arange(len(labels)), labels.astype(np.int64)]
+    return float(-np.mean(np.log(np.clip(chosen, _EPSILON, 1.0))))
