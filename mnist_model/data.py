@@ -204,5 +204,7 @@ def _download() -> MnistData:
     try:
         (train_images, train_labels), (test_images, test_labels) = keras.datasets.mnist.load_data()
     except Exception as error:  # Keras raises assorted network and file errors here.
-        raise DataError(f"MNIST is not on this machine and could not be downloaded ({error}). {_HOW_TO_SUPPLY}") from error
+        raise DataError(
+            f"MNIST is not on this machine and could not be downloaded ({error}). {_HOW_TO_SUPPLY}"
+        ) from error
     return _validated(train_images, train_labels, test_images, test_labels, "Keras download")

@@ -66,7 +66,9 @@ class Evaluation:
 def predict_probabilities(model: keras.Model, images: np.ndarray) -> np.ndarray:
     """Class probabilities for uint8 (n, 28, 28) images (or float in [0, 1]): float32 (n, 10)."""
     scaled = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
-    outputs = [np.asarray(model(scaled[start : start + _BATCH], training=False)) for start in range(0, len(scaled), _BATCH)]
+    outputs = [
+        np.asarray(model(scaled[start : start + _BATCH], training=False)) for start in range(0, len(scaled), _BATCH)
+    ]
     return np.concatenate(outputs) if outputs else np.zeros((0, NUM_CLASSES), np.float32)
 
 

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -158,7 +158,7 @@ def _train_and_save(settings, data, root, key, progress, stop, notes, *, save: b
         key=key,
         test_loss=test_loss,
         test_accuracy=test_accuracy,
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
         train_seconds=train_seconds,
         from_cache=False,
         notes=notes,
@@ -259,7 +259,7 @@ def fit(
         epoch_started = time.perf_counter()
         permutation = tf.constant(rng.permutation(num_train).astype(np.int32))
         loss_sum = correct = 0.0
-        for first, last in zip(chunk_bounds[:-1], chunk_bounds[1:]):
+        for first, last in zip(chunk_bounds[:-1], chunk_bounds[1:], strict=True):
             if stop is not None and stop.is_set():
                 raise TrainingStopped(f"training stopped during epoch {epoch} of {settings.epochs}")
             chunk_loss, chunk_correct = run_steps(permutation, tf.constant(first), tf.constant(last))
