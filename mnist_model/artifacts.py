@@ -162,7 +162,7 @@ def load_run(root: Path, key: str) -> tuple[keras.Model, RunRecord] | None:
 def load_model_file(path: Path) -> keras.Model:
     """Load a Keras model file after checking that it names only this package's layer types."""
     check_model_file(path)
-    return keras.saving.load_model(path, compile=False, safe_mode=True)
+    return keras.models.load_model(path, compile=False, safe_mode=True)
 
 
 def check_model_file(path: Path) -> None:

@@ -207,4 +207,4 @@ def _download() -> MnistData:
         raise DataError(
             f"MNIST is not on this machine and could not be downloaded ({error}). {_HOW_TO_SUPPLY}"
         ) from error
-    return _validated(train_images, train_labels, test_images, test_labels, "Keras download")
+    return _validated(train_images, train_labels, test_images, test_labels, str(config.keras_cache_file()))

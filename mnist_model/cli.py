@@ -1,0 +1,277 @@
+"""The command line: ``python -m mnist_model train | evaluate | predict | summary | runs``.
+
+Every command takes ``--json`` for machine-readable output. Exit status: 0 on success, 1 when the
+work failed (no data, a refused image file), 2 for a usage error, which is reported in one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+# TensorFlow's C++ start-up chatter is noise on a command line; the user can still turn it back on.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from mnist_model.data import DataError  # noqa: E402
+from mnist_model.settings import ARCHITECTURES, STRATEGIES, TrainingSettings  # noqa: E402
+
+
+class UsageError(Exception):
+    """The command line was wrong; the message says how."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _build_parser()
+    try:
+        arguments = parser.parse_args(argv)
+        if arguments.command is None:
+            raise UsageError(f"{parser.prog}: choose a command: train, evaluate, predict, summary or runs (see --help)")
+        return arguments.handler(arguments)
+    except UsageError as error:
+        print(error, file=sys.stderr)
+        return 2
+    except DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m mnist_model", description="Train, evaluate and use an MNIST digit classifier.")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    settings = _Parser(add_help=False)
+    group = settings.add_argument_group("training settings (defaults: the recommended ones for the architecture)")
+    group.add_argument("--architecture", choices=ARCHITECTURES, default="mlp")
+    group.add_argument("--epochs", type=int)
+    group.add_argument("--batch-size", type=int)
+    group.add_argument("--learning-rate", type=float)
+    group.add_argument("--validation-size", type=int)
+    group.add_argument("--seed", type=int)
+    group.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
+    group.add_argument("--strategy", choices=STRATEGIES)
+    common = _Parser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("--data", type=Path, help="mnist.npz or a folder of IDX files (default: $MNIST_DATA, Keras)")
+
+    train = commands.add_parser("train", parents=[settings, common], help="train (or load the cached run)")
+    train.add_argument("--retrain", action="store_true", help="train even if a cached run exists (not cached)")
+    train.set_defaults(handler=_train)
+    evaluate = commands.add_parser("evaluate", parents=[settings, common], help="metrics on the test set")
+    evaluate.set_defaults(handler=_evaluate)
+    predict = commands.add_parser("predict", parents=[settings, common], help="predict test images or image files")
+    predict.add_argument("files", nargs="*", type=Path, metavar="FILE", help="image files (PNG, JPEG, BMP, GIF, WebP)")
+    predict.add_argument("--index", type=int, action="append", help="a test image index, 0-9999 (repeatable)")
+    predict.set_defaults(handler=_predict)
+    summary = commands.add_parser("summary", parents=[settings, common], help="the model's layers")
+    summary.set_defaults(handler=_summary)
+    runs = commands.add_parser("runs", parents=[common], help="list the cached training runs")
+    runs.set_defaults(handler=_runs)
+    return parser
+
+
+def _settings(arguments) -> TrainingSettings:
+    changes = {
+        name: getattr(arguments, name)
+        for name in ("epochs", "batch_size", "learning_rate", "validation_size", "seed", "augment", "strategy")
+        if getattr(arguments, name) is not None
+    }
+    try:
+        return TrainingSettings.recommended(arguments.architecture, **changes)
+    except ValueError as error:
+        raise UsageError(f"python -m mnist_model {arguments.command}: {error}") from error
+
+
+def _trained(arguments, *, quiet: bool = False):
+    from mnist_model.data import load_mnist
+    from mnist_model.train import train
+
+    settings = _settings(arguments)
+    data = load_mnist(arguments.data)
+    progress = None if quiet or arguments.json or not sys.stderr.isatty() else _ProgressBar()
+    run = train(settings, data=data, progress=progress, use_cache=not getattr(arguments, "retrain", False))
+    for note in run.notes:
+        print(f"warning: {note}", file=sys.stderr)
+    return run, data
+
+
+def _train(arguments) -> int:
+    run, _ = _trained(arguments)
+    result = {
+        "settings": run.settings.to_dict(),
+        "from_cache": run.from_cache,
+        "train_seconds": round(run.train_seconds, 2),
+        "test_loss": round(run.test_loss, 4),
+        "test_accuracy": run.test_accuracy,
+        "history": [
+            {name: round(value, 4) if isinstance(value, float) else value for name, value in vars(epoch).items()}
+            for epoch in run.history
+        ],
+        "model_file": str(run.model_file) if run.model_file else None,
+    }
+    if arguments.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{run.settings.describe()}")
+    print(f"{'epoch':>5} {'loss':>8} {'accuracy':>9} {'val_loss':>9} {'val_acc':>8} {'seconds':>8}")
+    for epoch in run.history:
+        print(
+            f"{epoch.epoch:>5} {epoch.loss:>8.4f} {epoch.accuracy:>9.4f} {epoch.val_loss:>9.4f} "
+            f"{epoch.val_accuracy:>8.4f} {epoch.seconds:>8.2f}"
+        )
+    source = "loaded from the cache" if run.from_cache else "trained"
+    print(f"{source}: test accuracy {run.test_accuracy:.2%}, test loss {run.test_loss:.4f}")
+    print(f"training took {run.train_seconds:.1f} s; model file: {run.model_file or 'not saved'}")
+    return 0
+
+
+def _evaluate(arguments) -> int:
+    from mnist_model.evaluate import evaluate
+
+    run, data = _trained(arguments)
+    evaluation = evaluate(run.model, data.test_images, data.test_labels)
+    if arguments.json:
+        result = {
+            "loss": evaluation.loss,
+            "accuracy": evaluation.accuracy,
+            "confusion": evaluation.confusion.tolist(),
+            "per_class": evaluation.per_class_rows(),
+            "misclassified": len(evaluation.misclassified),
+        }
+        print(json.dumps(result))
+        return 0
+    print(f"{run.settings.describe()}")
+    print(f"test accuracy {evaluation.accuracy:.2%}, loss {evaluation.loss:.4f}, {len(evaluation.misclassified)} wrong")
+    print(f"\n{'digit':>5} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>7}")
+    for row in evaluation.per_class_rows():
+        print(f"{row['digit']:>5} {row['precision']:>9.4f} {row['recall']:>7.4f} {row['f1']:>6.4f} {row['support']:>7}")
+    print("\nconfusion matrix (rows: true digit, columns: predicted)")
+    print("     " + "".join(f"{digit:>6}" for digit in range(10)))
+    for digit, row in enumerate(evaluation.confusion):
+        print(f"{digit:>5}" + "".join(f"{count:>6}" for count in row))
+    return 0
+
+
+def _predict(arguments) -> int:
+    if not arguments.files and not arguments.index:
+        raise UsageError("python -m mnist_model predict: give image FILEs or --index N (see --help)")
+    from mnist_model.predict import Predictor
+
+    run, data = _trained(arguments, quiet=True)
+    predictor = Predictor(run.model)
+    refused = False
+    for index in arguments.index or []:
+        if not 0 <= index < len(data.test_images):
+            raise UsageError(f"python -m mnist_model predict: --index must be from 0 to {len(data.test_images) - 1}")
+        digit, confidence, probabilities = predictor.predict_digit(data.test_images[index])
+        result = {"index": index, "label": int(data.test_labels[index])}
+        _print_prediction(arguments.json, result, digit, confidence, probabilities)
+    for path in arguments.files:
+        try:
+            image = _read_image(path)
+        except ValueError as error:
+            refused = True
+            print(json.dumps({"file": str(path), "error": str(error)}) if arguments.json else f"{path}: error: {error}")
+            continue
+        digit, confidence, probabilities = predictor.predict_digit(image.model_input)
+        _print_prediction(arguments.json, {"file": str(path)}, digit, confidence, probabilities)
+    return 1 if refused else 0
+
+
+def _read_image(path: Path):
+    from mnist_model import images
+
+    try:
+        with open(path, "rb") as stream:
+            return images.preprocess_file(stream, name=path.name)
+    except OSError as error:
+        raise images.ImageError(f"cannot read the file ({error.strerror or error})") from error
+
+
+def _print_prediction(as_json: bool, result: dict, digit: int, confidence: float, probabilities) -> None:
+    if as_json:
+        extra = {"digit": digit, "confidence": round(confidence, 6)}
+        print(json.dumps({**result, **extra, "probabilities": [round(float(p), 6) for p in probabilities]}))
+    elif "file" in result:
+        print(f"{result['file']}: {digit} ({confidence:.1%})")
+    else:
+        print(f"test image {result['index']}: {digit} ({confidence:.1%}), true label {result['label']}")
+
+
+def _summary(arguments) -> int:
+    from mnist_model.model import build_model, describe_layers
+
+    # The layer structure does not depend on training, so an untrained model describes it.
+    summary = describe_layers(build_model(_settings(arguments)))
+    if arguments.json:
+        print(
+            json.dumps(
+                {
+                    "layers": summary.as_rows(),
+                    "total_parameters": summary.total_parameters,
+                    "trainable_parameters": summary.trainable_parameters,
+                }
+            )
+        )
+        return 0
+    print(f"{'layer':<22} {'type':<20} {'output shape':<22} {'parameters':>10}")
+    for row in summary.as_rows():
+        print(f"{row['name']:<22} {row['type']:<20} {row['output_shape']:<22} {row['parameters']:>10,}")
+    print(f"total {summary.total_parameters:,} parameters ({summary.trainable_parameters:,} trainable)")
+    return 0
+
+
+def _runs(arguments) -> int:
+    from mnist_model.train import list_runs
+
+    records = list_runs()
+    if arguments.json:
+        rows = [
+            {
+                "key": record.key,
+                "settings": record.settings.to_dict(),
+                "test_accuracy": record.test_accuracy,
+                "created": record.created,
+                "train_seconds": record.train_seconds,
+            }
+            for record in records
+        ]
+        print(json.dumps(rows))
+        return 0
+    if not records:
+        print("no cached runs yet: python -m mnist_model train")
+    for record in records:
+        print(f"{record.created}  {record.test_accuracy:.2%}  {record.settings.describe()}  [{record.key}]")
+    return 0
+
+
+class _ProgressBar:
+    """A one-line progress bar on standard error."""
+
+    def __init__(self, width: int = 30):
+        self.width = width
+        self.started = time.monotonic()
+
+    def __call__(self, progress) -> None:
+        filled = int(self.width * progress.fraction)
+        bar = "#" * filled + "-" * (self.width - filled)
+        left = progress.seconds_left
+        eta = f", {left:.0f} s left" if left is not None else ""
+        last = progress.history[-1] if progress.history else None
+        metrics = f", val acc {last.val_accuracy:.4f}" if last else ""
+        epoch = f"epoch {progress.epoch}/{progress.epochs}"
+        line = f"\r[{bar}] {progress.fraction:4.0%} {epoch} {progress.phase}{eta}{metrics}"
+        print(line.ljust(100), end="", file=sys.stderr, flush=True)
+        if progress.phase == "done":
+            print(file=sys.stderr)

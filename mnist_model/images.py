@@ -1,0 +1,519 @@
+"""Real images in: MNIST-style preprocessing of uploaded files and canvas drawings.
+
+MNIST digits are white on black, scaled to fit a 20x20 box with their aspect ratio kept, and centred
+by their centre of mass in a 28x28 frame; a photo that is merely resized to 28x28 is classified at
+about chance level. :func:`preprocess_file` (uploaded bytes or a file-like object) and
+:func:`preprocess_canvas` (an RGBA drawing) bring any digit image into that form and return every
+intermediate step, so that the dashboard can show what happened. Anything that is not a usable
+digit image is refused with :class:`ImageError`, whose message says what was wrong and what is
+accepted; untrusted files are size-checked from their header before any pixel is decoded.
+
+The steps: decode (content-sniffed, first frame, EXIF orientation, reduced-size JPEG decoding),
+flatten transparency and colour to grey, fit and subtract the paper's background (a robust quadratic
+surface, so uneven lighting and grey paper do not matter), decide the polarity from which side of
+the background the ink lies, find the digit among specks with a coarse connected-component pass,
+normalise the stroke width, fit it into 20x20 and centre it by mass in 28x28.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Pillow's names for the formats we accept; every other decoder is switched off for uploads.
+ACCEPTED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
+# The largest upload read, in bytes.
+MAX_BYTES = 10 * 1024 * 1024
+# The largest image accepted, in pixels (width x height as the file's header states it).
+MAX_PIXELS = 50_000_000
+# The shortest side accepted, in pixels.
+MIN_SIDE = 8
+# The most elongated image accepted: long side over short side.
+MAX_ASPECT_RATIO = 10.0
+# Images are worked on (and ``decoded`` is returned) with their long side at most this many pixels.
+WORK_SIDE = 512
+
+IMAGE_SIZE = 28
+DIGIT_BOX = 20
+# MNIST's mean centre of mass, in pixel indices of the 28x28 frame (measured on the training set).
+MNIST_CENTRE = 14.0
+
+# The smallest ink-to-paper contrast, as a fraction of the full grey range, taken as a digit.
+MIN_CONTRAST = 0.08
+# MNIST strokes are 2.1 to 4.4 pixels wide (5th to 95th percentile); thinner ones are thickened.
+MIN_STROKE_WIDTH = 2.2
+TARGET_STROKE_WIDTH = 2.8
+# Connected components are found on a grid of at most this many cells along the long side.
+COMPONENT_GRID = 48
+
+_ACCEPTED = (
+    f"Accepted: PNG, JPEG, BMP, GIF or WebP images of one digit, up to {MAX_BYTES // (1024 * 1024)} MB "
+    f"and {MAX_PIXELS // 1_000_000} megapixels, at least {MIN_SIDE}x{MIN_SIDE} pixels."
+)
+_PILLOW_FORMATS = ACCEPTED_FORMATS + ("MPO",)  # Phone JPEGs are often MPO, a JPEG with extra pictures.
+
+
+class ImageError(ValueError):
+    """An image that cannot be used; the message says what was wrong and what is accepted."""
+
+
+@dataclass(frozen=True)
+class PreprocessedImage:
+    """Every step from the uploaded or drawn image to the model's input.
+
+    decoded: uint8 (h, w, 3) RGB or (h, w) grey, as decoded (transparency flattened), long side at
+        most ``WORK_SIDE``. grey: uint8 (h, w), the same size, white digit on black with the paper
+        removed. cropped: uint8 (h', w'), the digit's bounding box in ``grey`` without specks.
+    final: uint8 (28, 28), MNIST-style. format: "PNG", "JPEG", "BMP", "GIF", "WEBP" or "canvas".
+    notes: what was done beyond the usual, in words, e.g. "inverted: dark ink on light paper".
+    """
+
+    decoded: np.ndarray
+    grey: np.ndarray
+    cropped: np.ndarray
+    final: np.ndarray
+    format: str
+    notes: tuple[str, ...]
+
+    @property
+    def model_input(self) -> np.ndarray:
+        """float32 (28, 28) in [0, 1]: ``final / 255``."""
+        return self.final.astype(np.float32) / 255.0
+
+
+def preprocess_file(source: bytes | BinaryIO, *, name: str | None = None) -> PreprocessedImage:
+    """Decode an uploaded image file and bring its digit into MNIST form.
+
+    source: the file's bytes, or a binary file-like object read from its current position.
+    name: used in messages only; defaults to ``source.name`` when it has one.
+    The format is recognised from the content, never from the name. Raises ImageError for
+    anything that is not a usable image of a digit.
+    """
+    label = name or getattr(source, "name", None) or "the file"
+    data = _read_limited(source, label)
+    image, image_format, notes = _decode(data, label)
+    display, luminance = _to_arrays(image, notes)
+    return _preprocess(display, luminance, image_format, notes, label)
+
+
+def preprocess_canvas(rgba: np.ndarray) -> PreprocessedImage:
+    """Bring a digit drawn on a canvas into MNIST form.
+
+    rgba: uint8 (h, w, 4), e.g. streamlit-drawable-canvas's ``image_data``: strokes on a transparent
+    or coloured background, in any colours. (h, w, 3) without alpha is accepted too.
+    Raises ImageError for an array of the wrong shape or type and for an empty canvas.
+    """
+    if not isinstance(rgba, np.ndarray) or rgba.dtype != np.uint8 or rgba.ndim != 3 or rgba.shape[2] not in (3, 4):
+        described = f"{rgba.dtype} {rgba.shape}" if isinstance(rgba, np.ndarray) else type(rgba).__name__
+        raise ImageError(f"a canvas must be a uint8 array shaped (height, width, 4) RGBA; got {described}.")
+    height, width = rgba.shape[:2]
+    _check_dimensions(width, height, "the canvas")
+    notes: list[str] = []
+    image = Image.fromarray(np.ascontiguousarray(rgba))
+    display, luminance = _to_arrays(image, notes)
+    return _preprocess(display, luminance, "canvas", notes, "the canvas")
+
+
+# Reading and decoding
+
+
+def _read_limited(source: bytes | BinaryIO, label: str) -> bytes:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    elif hasattr(source, "read"):
+        try:
+            data = source.read(MAX_BYTES + 1)
+        except OSError as error:
+            raise ImageError(f"{label} could not be read ({error}). {_ACCEPTED}") from error
+        if not isinstance(data, bytes):
+            raise ImageError(f"{label} must be opened in binary mode ('rb'). {_ACCEPTED}")
+    else:
+        raise ImageError(f"an upload must be bytes or a binary file object, not {type(source).__name__}.")
+    if not data:
+        raise ImageError(f"{label} is empty (0 bytes). {_ACCEPTED}")
+    if len(data) > MAX_BYTES:
+        raise ImageError(f"{label} is larger than {MAX_BYTES // (1024 * 1024)} MB. {_ACCEPTED}")
+    return data
+
+
+def _sniff_non_image(data: bytes) -> str | None:
+    """Name a common non-image file type from its first bytes, or None."""
+    head = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if head.startswith(b"%pdf"):
+        return "a PDF document"
+    if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in data[:4096].lower()):
+        return "an SVG drawing (vector images are not accepted: export it as PNG)"
+    if head.startswith((b"<!doctype html", b"<html")):
+        return "an HTML page"
+    if head.startswith(b"<?xml"):
+        return "an XML document"
+    if head.startswith((b"pk\x03\x04", b"\x1f\x8b", b"7z\xbc\xaf", b"rar!")):
+        return "an archive"
+    try:
+        text = data[:4096].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if all(character.isprintable() or character in "\t\r\n\f" for character in text):
+        return "a text file"
+    return None
+
+
+def _check_dimensions(width: int, height: int, label: str) -> None:
+    if width * height > MAX_PIXELS:
+        raise ImageError(
+            f"{label} is {width}x{height} pixels ({width * height / 1e6:.0f} megapixels), over the limit of "
+            f"{MAX_PIXELS // 1_000_000} megapixels; it was not decoded (it may be a decompression bomb). {_ACCEPTED}"
+        )
+    if min(width, height) < MIN_SIDE:
+        raise ImageError(f"{label} is only {width}x{height} pixels, too small to hold a digit. {_ACCEPTED}")
+    if max(width, height) / min(width, height) > MAX_ASPECT_RATIO:
+        raise ImageError(
+            f"{label} is {width}x{height} pixels, too elongated to be one digit (sides more than "
+            f"{MAX_ASPECT_RATIO:g}:1). Crop it to the digit. {_ACCEPTED}"
+        )
+
+
+def _decode(data: bytes, label: str) -> tuple[Image.Image, str, list[str]]:
+    """Open, check the header, decode the first frame at a useful size and undo EXIF rotation."""
+    non_image = _sniff_non_image(data)
+    if non_image is not None:
+        raise ImageError(f"{label} is {non_image}, not an image. {_ACCEPTED}")
+    notes: list[str] = []
+    # Pillow's decoders raise many exception types on malformed input; the untrusted file is the
+    # cause of any of them, so each becomes an ImageError rather than a traceback.
+    try:
+        image = Image.open(io.BytesIO(data), formats=_PILLOW_FORMATS)
+    except Image.DecompressionBombError as error:
+        raise ImageError(f"{label} is too large to decode safely ({error}). {_ACCEPTED}") from error
+    except UnidentifiedImageError as error:
+        raise ImageError(f"{label} is not an image in a format we read. {_ACCEPTED}") from error
+    except Exception as error:
+        raise ImageError(f"{label} has a corrupt image header ({error}). {_ACCEPTED}") from error
+    image_format = "JPEG" if image.format == "MPO" else str(image.format)
+    width, height = image.size
+    _check_dimensions(width, height, label)
+    try:
+        if image_format == "PNG":
+            # verify() checks chunk checksums, which decoding alone does not; it needs a fresh file.
+            Image.open(io.BytesIO(data), formats=("PNG",)).verify()
+        if getattr(image, "is_animated", False):
+            what = "animated GIF" if image_format == "GIF" else f"{image_format} with several frames"
+            notes.append(f"{what}: used the first frame")
+        if image_format == "JPEG":
+            scale = WORK_SIDE / max(width, height)
+            if scale < 0.5:
+                image.draft(None, (math.ceil(width * scale), math.ceil(height * scale)))
+                if image.size != (width, height):
+                    notes.append(f"decoded at reduced size {image.size[0]}x{image.size[1]} from {width}x{height}")
+        image.load()
+        orientation = image.getexif().get(0x0112, 1)
+        if orientation != 1:
+            image = ImageOps.exif_transpose(image)
+            notes.append(f"rotated upright as its EXIF orientation ({orientation}) says")
+    except Image.DecompressionBombError as error:
+        raise ImageError(f"{label} is too large to decode safely ({error}). {_ACCEPTED}") from error
+    except Exception as error:
+        raise ImageError(f"{label} is a damaged or truncated {image_format} file ({error}). {_ACCEPTED}") from error
+    return image, image_format, notes
+
+
+def _to_arrays(image: Image.Image, notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Shrink to the working size, flatten transparency, and return display pixels and luminance.
+
+    Returns uint8 (h, w, 3) or (h, w) for display and float32 (h, w) luminance in [0, 1].
+    """
+    mode = image.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        values = np.asarray(image, dtype=np.float32)
+        top = 65535.0 if mode.startswith("I;16") or values.max() > 255 else 255.0
+        notes.append(f"{'16-bit' if top > 255 else 'integer'} grey scaled to 8 bits")
+        image = Image.fromarray(np.clip(values / top * 255 + 0.5, 0, 255).astype(np.uint8))
+    elif mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif mode == "PA":
+        image = image.convert("RGBA")
+    elif mode == "1":
+        image = image.convert("L")
+    elif mode == "CMYK":
+        notes.append("CMYK converted to RGB")
+        image = image.convert("RGB")
+    elif mode not in ("L", "LA", "RGB", "RGBA"):
+        image = image.convert("RGBA" if "A" in mode or "transparency" in image.info else "RGB")
+    if image.mode in ("LA", "RGBA") and image.getextrema()[-1][0] == 255:
+        image = image.convert(image.mode[:-1])
+    if max(image.size) > WORK_SIDE:
+        scale = WORK_SIDE / max(image.size)
+        size = (max(1, round(image.size[0] * scale)), max(1, round(image.size[1] * scale)))
+        image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    pixels = np.asarray(image)
+    alpha = None
+    if image.mode in ("LA", "RGBA"):
+        alpha = pixels[..., -1].astype(np.float32) / 255.0
+        pixels = pixels[..., :-1]
+        if pixels.shape[-1] == 1:
+            pixels = pixels[..., 0]
+    if pixels.ndim == 3:
+        luminance = (pixels @ np.array([0.299, 0.587, 0.114], dtype=np.float32)) / 255.0
+    else:
+        luminance = pixels.astype(np.float32) / 255.0
+    if alpha is None:
+        return pixels, luminance
+    return _flatten_alpha(pixels, luminance, alpha, notes)
+
+
+def _flatten_alpha(
+    pixels: np.ndarray, luminance: np.ndarray, alpha: np.ndarray, notes: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Composite onto a background chosen so that whatever is drawn stays visible.
+
+    When most of the image is transparent, the opaque part is the drawing (a canvas export), so the
+    background is white under dark strokes and black under light ones. Otherwise the transparent
+    part is just outside the picture and gets the picture's own typical grey.
+    """
+    opaque = alpha >= 0.5
+    if opaque.mean() < 0.5:
+        weight = float(alpha.sum())
+        drawn = float((luminance * alpha).sum() / weight) if weight > 0 else 0.0
+        background = 1.0 if drawn < 0.5 else 0.0
+        notes.append(f"transparent background: composited onto {'white' if background else 'black'}")
+    else:
+        background = float(np.median(luminance[opaque]))
+    flattened = alpha * luminance + (1 - alpha) * background
+    alpha_display = alpha[..., None] if pixels.ndim == 3 else alpha
+    display = alpha_display * pixels.astype(np.float32) + (1 - alpha_display) * (background * 255)
+    return np.clip(display + 0.5, 0, 255).astype(np.uint8), flattened.astype(np.float32)
+
+
+# From grey to MNIST
+
+
+def _preprocess(
+    display: np.ndarray, luminance: np.ndarray, image_format: str, notes: list[str], label: str
+) -> PreprocessedImage:
+    ink = _ink_map(luminance, notes, label)
+    cropped = _crop_digit(ink, notes)
+    final = _to_mnist(cropped, notes)
+    return PreprocessedImage(
+        decoded=display,
+        grey=_to_uint8(ink),
+        cropped=_to_uint8(cropped),
+        final=final,
+        format=image_format,
+        notes=tuple(notes),
+    )
+
+
+def _to_uint8(values: np.ndarray) -> np.ndarray:
+    return np.clip(values * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _box3(values: np.ndarray) -> np.ndarray:
+    """Mean over each pixel's 3x3 neighbourhood (edges repeated)."""
+    padded = np.pad(values, 1, mode="edge")
+    rows = padded[:-2] + padded[1:-1] + padded[2:]
+    return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) / 9.0
+
+
+def _fit_background(luminance: np.ndarray) -> tuple[np.ndarray, float]:
+    """A smooth model of the paper, and the noise around it.
+
+    A quadratic surface is fitted to a subsample, first to the border (mostly paper), then
+    repeatedly to the pixels it explains, so that the ink drops out as outliers. Returns float32
+    (h, w) background and the robust standard deviation of the paper around it.
+    """
+    height, width = luminance.shape
+    step = max(1, int(math.sqrt(height * width / 4096)))
+    sample = luminance[::step, ::step]
+    ys = np.linspace(-1, 1, height, dtype=np.float32)
+    xs = np.linspace(-1, 1, width, dtype=np.float32)
+    sample_y, sample_x = np.meshgrid(ys[::step], xs[::step], indexing="ij")
+    quadratic = min(height, width) >= 32
+    columns = [np.ones_like(sample_x), sample_x, sample_y]
+    if quadratic:
+        columns += [sample_x * sample_x, sample_x * sample_y, sample_y * sample_y]
+    design = np.stack([column.ravel() for column in columns], axis=1)
+    values = sample.ravel()
+    ring = max(1, round(0.06 * min(sample.shape)))
+    border = np.zeros(sample.shape, dtype=bool)
+    border[:ring], border[-ring:], border[:, :ring], border[:, -ring:] = True, True, True, True
+    chosen = border.ravel()
+    if not quadratic:
+        design = design[:, :1]
+    for _ in range(3):
+        # Normal equations: a 6x6 solve is far quicker than lstsq's SVD, and the columns are tame.
+        subset = design[chosen]
+        gram = subset.T @ subset + 1e-6 * np.eye(subset.shape[1], dtype=np.float32)
+        coefficients = np.linalg.solve(gram, subset.T @ values[chosen])
+        residuals = values - design @ coefficients
+        sigma = 1.4826 * float(np.median(np.abs(residuals[chosen])))
+        chosen = np.abs(residuals) <= max(2.5 * sigma, 0.02)
+    background = np.full((height, width), coefficients[0], dtype=np.float32)
+    if quadratic:
+        c = coefficients
+        background += c[1] * xs[None, :] + c[2] * ys[:, None] + c[3] * (xs * xs)[None, :]
+        background += c[4] * ys[:, None] * xs[None, :] + c[5] * (ys * ys)[:, None]
+    elif len(coefficients) > 1:
+        background += coefficients[1] * xs[None, :] + coefficients[2] * ys[:, None]
+    return background, sigma
+
+
+def _otsu(values: np.ndarray) -> float:
+    """The threshold that best splits ``values`` (float, 1-D) into two classes (Otsu's method)."""
+    counts, edges = np.histogram(values, bins=64)
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight_low = np.cumsum(counts)
+    weight_high = weight_low[-1] - weight_low
+    sum_low = np.cumsum(counts * centres)
+    mean_low = sum_low / np.maximum(weight_low, 1)
+    mean_high = (sum_low[-1] - sum_low) / np.maximum(weight_high, 1)
+    between = weight_low * weight_high * (mean_low - mean_high) ** 2
+    return float(edges[int(np.argmax(between)) + 1])
+
+
+def _ink_map(luminance: np.ndarray, notes: list[str], label: str) -> np.ndarray:
+    """float32 (h, w) in [0, 1]: how much ink each pixel holds, 0 on the paper."""
+    background, sigma = _fit_background(luminance)
+    residual = luminance - background
+    margin = max(3 * sigma, 0.02)
+    darker = float(np.clip(-residual - margin, 0, None).sum())
+    lighter = float(np.clip(residual - margin, 0, None).sum())
+    if darker > lighter:
+        residual = -residual
+        notes.append("inverted: dark ink on light paper")
+    smoothed = _box3(residual)
+    peak = float(smoothed.max())
+    if peak < max(MIN_CONTRAST, 4 * sigma):
+        raise ImageError(
+            f"no digit found in {label}: the image is blank or uniform (contrast {max(peak, 0):.0%} against "
+            f"noise {sigma:.0%}). Show one dark digit on light paper or one light digit on a dark background."
+        )
+    candidates = smoothed[smoothed > max(2 * sigma, 0.25 * peak)]
+    threshold = min(max(_otsu(candidates), 0.3 * peak), 0.7 * peak)
+    ink_level = float(np.percentile(residual[smoothed > threshold], 75))
+    floor = max(2 * sigma, 0.15 * ink_level)
+    ink = np.clip((residual - floor) / max(ink_level - floor, 1e-3), 0, 1)
+    # Salt noise is dropped: a pixel counts only where its neighbourhood holds ink too.
+    ink[smoothed < 0.5 * threshold] = 0
+    return ink.astype(np.float32)
+
+
+def _components(cells: np.ndarray) -> tuple[np.ndarray, int]:
+    """8-connected components of a small boolean grid: int32 labels (0 = empty, 1...) and their count."""
+    labels = np.zeros(cells.shape, dtype=np.int32)
+    height, width = cells.shape
+    count = 0
+    for start in zip(*np.nonzero(cells), strict=True):
+        if labels[start]:
+            continue
+        count += 1
+        labels[start] = count
+        stack = [start]
+        while stack:
+            y, x = stack.pop()
+            for neighbour_y in range(max(y - 1, 0), min(y + 2, height)):
+                for neighbour_x in range(max(x - 1, 0), min(x + 2, width)):
+                    if cells[neighbour_y, neighbour_x] and not labels[neighbour_y, neighbour_x]:
+                        labels[neighbour_y, neighbour_x] = count
+                        stack.append((neighbour_y, neighbour_x))
+    return labels, count
+
+
+def _crop_digit(ink: np.ndarray, notes: list[str]) -> np.ndarray:
+    """float32 (h', w'): the digit's bounding box in ``ink``, with specks and clutter outside it removed.
+
+    Components are found on a coarse grid of cells, which also bridges small gaps in a stroke. The
+    main component is the heaviest, with those touching the image border discounted (paper edges,
+    shadows); nearby components of some weight join it (a detached bar of a 5 or 7).
+    """
+    height, width = ink.shape
+    cell = max(1, math.ceil(max(height, width) / COMPONENT_GRID))
+    grid_height, grid_width = math.ceil(height / cell), math.ceil(width / cell)
+    padded = np.zeros((grid_height * cell, grid_width * cell), dtype=np.float32)
+    padded[:height, :width] = ink
+    mass = padded.reshape(grid_height, cell, grid_width, cell).sum(axis=(1, 3))
+    labels, count = _components(mass > 0)
+    if count > 1:
+        masses = np.bincount(labels.ravel(), weights=mass.ravel())[1:]
+        boxes = []
+        for index in range(1, count + 1):
+            rows, cols = np.nonzero(labels == index)
+            boxes.append((rows.min(), rows.max() + 1, cols.min(), cols.max() + 1))
+        touches = np.array(
+            [
+                top == 0 or left == 0 or bottom == grid_height or right == grid_width
+                for top, bottom, left, right in boxes
+            ]
+        )
+        main = int(np.argmax(masses * np.where(touches, 0.3, 1.0)))
+        kept = [main]
+        top, bottom, left, right = boxes[main]
+        for index in np.argsort(-masses):
+            if index == main or masses[index] < 0.05 * masses[main] or (touches[index] and not touches[main]):
+                continue
+            other_top, other_bottom, other_left, other_right = boxes[index]
+            gap = max(other_top - bottom, top - other_bottom, other_left - right, left - other_right, 0)
+            if gap <= 0.25 * max(bottom - top, right - left):
+                kept.append(int(index))
+                top, bottom = min(top, other_top), max(bottom, other_bottom)
+                left, right = min(left, other_left), max(right, other_right)
+        if len(kept) < count:
+            notes.append(f"ignored {count - len(kept)} speck(s) or smudge(s) away from the digit")
+        keep_cells = np.isin(labels, np.array(kept) + 1)
+        keep = np.repeat(np.repeat(keep_cells, cell, axis=0), cell, axis=1)[:height, :width]
+        ink = np.where(keep, ink, 0)
+    rows = np.flatnonzero(ink.any(axis=1))
+    cols = np.flatnonzero(ink.any(axis=0))
+    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def _stroke_width(mask: np.ndarray) -> float:
+    """Mean stroke width of a boolean (h, w) mask: twice its area over its boundary length."""
+    area = int(mask.sum())
+    padded = np.pad(mask, 1)
+    interior = padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    return 2 * area / max(area - int(interior.sum()), 1)
+
+
+def _resize(values: np.ndarray, width: int, height: int) -> np.ndarray:
+    resized = Image.fromarray(values.astype(np.float32)).resize((width, height), Image.Resampling.BILINEAR)
+    return np.clip(np.asarray(resized), 0, 1)
+
+
+def _to_mnist(cropped: np.ndarray, notes: list[str]) -> np.ndarray:
+    """uint8 (28, 28): fit the digit into 20x20 keeping its aspect ratio, centre it by mass in 28x28."""
+    height, width = cropped.shape
+    scale = DIGIT_BOX / max(height, width)
+    # Stroke width is judged and corrected at four times the final scale, where one 3x3 dilation
+    # widens a stroke by half a final pixel.
+    work = _resize(cropped, max(1, round(width * 4 * scale)), max(1, round(height * 4 * scale)))
+    width_now = _stroke_width(work > 0.5) / 4
+    if width_now < MIN_STROKE_WIDTH:
+        steps = min(6, round((TARGET_STROKE_WIDTH - width_now) * 2))
+        for _ in range(steps):
+            padded = np.pad(work, 1)
+            rows = np.maximum(np.maximum(padded[:-2], padded[1:-1]), padded[2:])
+            work = np.maximum(np.maximum(rows[:, :-2], rows[:, 1:-1]), rows[:, 2:])
+        if steps:
+            notes.append(f"thickened thin strokes ({width_now:.1f} px at 28x28)")
+    digit_width = max(1, round(width * scale))
+    digit_height = max(1, round(height * scale))
+    digit = _resize(work, digit_width, digit_height)
+    top_value = float(digit.max())
+    if top_value > 0:
+        digit = np.clip(digit / top_value, 0, 1)
+    total = float(digit.sum())
+    if total > 0:
+        centre_y = float((digit.sum(axis=1) * np.arange(digit_height)).sum() / total)
+        centre_x = float((digit.sum(axis=0) * np.arange(digit_width)).sum() / total)
+    else:
+        centre_y, centre_x = (digit_height - 1) / 2, (digit_width - 1) / 2
+    top = int(np.clip(round(MNIST_CENTRE - centre_y), 0, IMAGE_SIZE - digit_height))
+    left = int(np.clip(round(MNIST_CENTRE - centre_x), 0, IMAGE_SIZE - digit_width))
+    final = np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
+    final[top : top + digit_height, left : left + digit_width] = digit
+    return _to_uint8(final)

@@ -1,0 +1,63 @@
+"""Shared fixtures: small generated data for fast tests, the real MNIST copy for integration tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from mnist_model.data import DataError, MnistData, from_arrays, load_mnist  # noqa: E402
+
+
+def make_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Generated stand-ins for digits: class k is a bright bar whose position and angle depend on k.
+
+    Easy to learn in an epoch or two, yet a model must look at the pixels to tell them apart.
+    uint8 images (count, 28, 28) and labels (count,).
+    """
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, count).astype(np.uint8)
+    images = rng.integers(0, 40, (count, 28, 28)).astype(np.uint8)
+    rows, columns = np.mgrid[0:28, 0:28]
+    for index, label in enumerate(labels):
+        if label < 5:
+            band = np.abs(rows - (4 + 5 * label + rng.integers(-1, 2))) <= 1
+        else:
+            band = np.abs(columns - (4 + 5 * (label - 5) + rng.integers(-1, 2))) <= 1
+        images[index][band] = 255
+    return images, labels
+
+
+@pytest.fixture(scope="session")
+def small_data() -> MnistData:
+    train_images, train_labels = make_digits(1200, seed=1)
+    test_images, test_labels = make_digits(300, seed=2)
+    return from_arrays(train_images, train_labels, test_images, test_labels, source="generated")
+
+
+@pytest.fixture
+def artifacts_dir(tmp_path: Path, monkeypatch) -> Path:
+    folder = tmp_path / "artifacts"
+    monkeypatch.setenv("MNIST_ARTIFACTS", str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def mnist() -> MnistData:
+    """The real MNIST: $MNIST_DATA, else the Keras cache or download. Missing: skipped locally, an error in CI."""
+    try:
+        return load_mnist()
+    except DataError as error:
+        if os.environ.get("CI"):
+            pytest.fail(str(error))
+        pytest.skip(f"no MNIST copy to test on: {error}")
+
+
+@pytest.fixture(scope="session")
+def mnist_path(mnist: MnistData) -> Path:
+    """Where the real MNIST was read from: an .npz file or a folder of IDX files."""
+    return Path(mnist.source)

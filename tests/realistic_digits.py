@@ -1,0 +1,412 @@
+"""A realistic digit test set, made by code: what people photograph, scan, export and draw.
+
+Each sample is one digit in one of five styles: printed fonts photographed on paper, handwriting
+fonts photographed on paper or a board, hand-drawn strokes (jittered polylines with a round pen),
+canvas drawings (transparent exports and raw RGBA arrays), and low-resolution scans. The paper is
+grey, tinted, unevenly lit and noisy; the digit is rotated, sheared, blurred, off-centre and of any
+size, dark on light or light on dark. Files are written in every accepted format and mode (PNG
+L/LA/RGB/RGBA/P/P with transparency/16-bit grey, JPEG grey/RGB/CMYK with EXIF orientation, BMP,
+GIF including animated, WebP lossy and lossless with alpha), from 12-pixel scans to 12-megapixel
+photos. Everything is seeded, so a seed names one exact set.
+
+Fonts come from Debian packages (fonts-dejavu, fonts-liberation, fonts-freefont-ttf for print;
+fonts-dkg-handwriting, fonts-breip, fonts-humor-sans, fonts-sjfonts, fonts-bwht, fonts-comic-neue,
+fonts-rufscript, fonts-kaushanscript for handwriting); missing ones are skipped and Pillow's built-in
+font stands in when none is installed.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+FONT_FOLDERS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"))
+PRINTED_FONTS = (
+    "DejaVuSans.ttf",
+    "DejaVuSans-Bold.ttf",
+    "DejaVuSans-Oblique.ttf",
+    "DejaVuSansCondensed.ttf",
+    "DejaVuSerif.ttf",
+    "DejaVuSerif-Bold.ttf",
+    "LiberationSans-Regular.ttf",
+    "LiberationSans-Bold.ttf",
+    "LiberationSans-Italic.ttf",
+    "LiberationSansNarrow-Regular.ttf",
+    "LiberationSerif-Regular.ttf",
+    "LiberationSerif-Bold.ttf",
+    "FreeSans.ttf",
+    "FreeSansBold.ttf",
+    "FreeSerif.ttf",
+    "FreeSerifItalic.ttf",
+    "FreeMono.ttf",
+)
+HANDWRITING_FONTS = (
+    "dkg.ttf",
+    "dkgBd.ttf",
+    "dkgIt.ttf",
+    "Breip.ttf",
+    "Humor-Sans.ttf",
+    "SteveHand.ttf",
+    "BecauseWeBuild-Regular.otf",
+    "BecauseWeConnect-Regular.otf",
+    "BecauseWeCreate-Regular.otf",
+    "BecauseWeLearn-Regular.otf",
+    "BecauseWeMentor-Regular.otf",
+    "BecauseWeOrganize-Regular.otf",
+    "ComicNeue-Regular.otf",
+    "ComicNeue-Bold.otf",
+    "ComicNeue-Italic.otf",
+    "Rufscript010.ttf",
+    "KaushanScript-Regular.otf",
+)
+STYLES = ("printed", "handwriting font", "drawn strokes", "canvas", "low-res scan")
+# How a file is written: (Pillow format, mode, extra), cycled through so every one is used.
+OPAQUE_ENCODINGS = (
+    ("PNG", "L", ""),
+    ("PNG", "RGB", ""),
+    ("PNG", "P", ""),
+    ("PNG", "I;16", ""),
+    ("JPEG", "RGB", ""),
+    ("JPEG", "L", ""),
+    ("JPEG", "CMYK", ""),
+    ("JPEG", "RGB", "exif"),
+    ("BMP", "RGB", ""),
+    ("BMP", "L", ""),
+    ("BMP", "P", ""),
+    ("GIF", "P", ""),
+    ("GIF", "P", "animated"),
+    ("WEBP", "RGB", "lossy"),
+    ("WEBP", "RGB", "lossless"),
+)
+TRANSPARENT_ENCODINGS = (
+    ("PNG", "RGBA", ""),
+    ("PNG", "LA", ""),
+    ("PNG", "P", "transparency"),
+    ("WEBP", "RGBA", "lossless"),
+    ("GIF", "P", "transparency"),
+)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One test image: an encoded file (``data``) or a canvas array (``canvas``, uint8 (h, w, 4))."""
+
+    name: str
+    label: int
+    style: str
+    data: bytes | None = None
+    canvas: np.ndarray | None = None
+
+
+def font_paths(names: tuple[str, ...]) -> list[Path]:
+    """The installed fonts among ``names``, in that order."""
+    found = _installed_fonts()
+    return [found[name] for name in names if name in found]
+
+
+@cache
+def _installed_fonts() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for folder in FONT_FOLDERS:
+        if folder.is_dir():
+            for path in sorted(folder.rglob("*")):
+                if path.suffix.lower() in (".ttf", ".otf"):
+                    found.setdefault(path.name, path)
+    return found
+
+
+def realistic_set(count: int = 300, seed: int = 0) -> list[Sample]:
+    """``count`` samples, labels 0-9 in turn, styles mixed in fixed proportions; the same for a seed."""
+    rng = np.random.default_rng(seed)
+    printed = font_paths(PRINTED_FONTS)
+    handwriting = font_paths(HANDWRITING_FONTS)
+    # Large photos are slow to make; a handful show that phone-size images work.
+    large_every = 40
+    samples = []
+    opaque_turn = transparent_turn = 0
+    for index in range(count):
+        label = index % 10
+        style = STYLES[(index // 10) % len(STYLES)]
+        if style == "canvas":
+            as_array = index % 3 == 0
+            canvas_or_rgba = _canvas_digit(label, rng, transparent=None if as_array else rng.random() < 0.7)
+            if as_array:
+                samples.append(Sample(f"{index:03d}-canvas-array-{label}", label, style, canvas=canvas_or_rgba))
+                continue
+            encoding = TRANSPARENT_ENCODINGS[transparent_turn % len(TRANSPARENT_ENCODINGS)]
+            transparent_turn += 1
+            image = Image.fromarray(canvas_or_rgba)
+        else:
+            large = index % large_every == large_every - 1
+            encoding = ("JPEG", "RGB", "exif") if large else OPAQUE_ENCODINGS[opaque_turn % len(OPAQUE_ENCODINGS)]
+            opaque_turn += not large
+            if style == "printed":
+                coverage = _font_digit(label, printed, rng)
+                image = _photograph(coverage, rng, large=large)
+            elif style == "handwriting font":
+                coverage = _font_digit(label, handwriting or printed, rng)
+                image = _photograph(coverage, rng, large=large)
+            elif style == "drawn strokes":
+                coverage = _stroke_digit(label, rng)
+                image = _photograph(coverage, rng, large=large)
+            else:
+                fonts = handwriting or printed
+                coverage = _stroke_digit(label, rng) if rng.random() < 0.5 else _font_digit(label, fonts, rng)
+                image = _scan(coverage, rng)
+        data = _encode(image, encoding, rng)
+        format_name, mode, extra = encoding
+        suffix = f"{format_name.lower()}-{mode.replace(';', '')}{'-' + extra if extra else ''}"
+        samples.append(Sample(f"{index:03d}-{style.replace(' ', '-')}-{label}-{suffix}", label, style, data=data))
+    return samples
+
+
+# Digit shapes: a coverage mask (float32, 0 = paper, 1 = ink) tightly around the digit.
+
+
+def _font_digit(label: int, fonts: list[Path], rng: np.random.Generator) -> np.ndarray:
+    size = int(rng.integers(60, 140))
+    font = ImageFont.truetype(str(fonts[rng.integers(len(fonts))]), size) if fonts else ImageFont.load_default(size)
+    canvas = Image.new("L", (size * 2, size * 2), 0)
+    ImageDraw.Draw(canvas).text((size // 2, size // 4), str(label), font=font, fill=255)
+    return _tight(_warp(canvas, rng))
+
+
+def _warp(mask: Image.Image, rng: np.random.Generator, max_degrees: float = 12.0) -> Image.Image:
+    """Rotate and shear a mask a little, as a hand or a tilted camera does."""
+    shear = rng.uniform(-0.2, 0.2)
+    width, height = mask.size
+    sheared = mask.transform(
+        (width, height),
+        Image.Transform.AFFINE,
+        (1, shear, -shear * height / 2, 0, 1, 0),
+        resample=Image.Resampling.BICUBIC,
+    )
+    return sheared.rotate(rng.uniform(-max_degrees, max_degrees), Image.Resampling.BICUBIC, expand=True)
+
+
+def _tight(mask: Image.Image) -> np.ndarray:
+    box = mask.getbbox()
+    cropped = mask.crop(box) if box else mask
+    return np.asarray(cropped, dtype=np.float32) / 255.0
+
+
+def _arc(
+    centre_x: float, centre_y: float, radius_x: float, radius_y: float, start: float, end: float
+) -> list[tuple[float, float]]:
+    """Points along an elliptic arc; angles in degrees, 0 = right, 90 = down (image coordinates)."""
+    steps = max(4, int(abs(end - start) / 10))
+    angles = np.radians(np.linspace(start, end, steps))
+    return [(centre_x + radius_x * math.cos(a), centre_y + radius_y * math.sin(a)) for a in angles]
+
+
+def _templates(label: int, variant: int) -> list[list[tuple[float, float]]]:
+    """Strokes of a handwritten digit in a unit box (x right, y down); ``variant`` picks a writing habit."""
+    if label == 0:
+        return [_arc(0.5, 0.5, 0.32 + 0.04 * variant, 0.48, -80, 290)]
+    if label == 1:
+        stem = [(0.55, 0.0), (0.5, 1.0)]
+        return [[(0.35, 0.2), *stem]] if variant else [stem]
+    if label == 2:
+        return [_arc(0.5, 0.3, 0.32, 0.28, 190, 380) + [(0.18, 1.0), (0.85, 0.98)]]
+    if label == 3:
+        return [_arc(0.45, 0.26, 0.3, 0.25, 200, 450) + _arc(0.45, 0.74, 0.34, 0.26, -90, 160)]
+    if label == 4:
+        if variant:
+            return [[(0.7, 1.0), (0.68, 0.0), (0.1, 0.68), (0.92, 0.66)]]
+        return [[(0.3, 0.0), (0.15, 0.6), (0.9, 0.6)], [(0.7, 0.2), (0.68, 1.0)]]
+    if label == 5:
+        return [[(0.8, 0.0), (0.28, 0.02), (0.22, 0.45)] + _arc(0.48, 0.7, 0.34, 0.3, -140, 150)]
+    if label == 6:
+        return [[(0.75, 0.0)] + _arc(0.62, 0.62, 0.45, 0.62, 240, 180) + _arc(0.5, 0.72, 0.3, 0.27, 180, 540)]
+    if label == 7:
+        strokes = [[(0.12, 0.02), (0.88, 0.0), (0.42, 1.0)]]
+        return strokes + [[(0.35, 0.52), (0.82, 0.5)]] if variant else strokes
+    if label == 8:
+        return [_arc(0.5, 0.25, 0.27, 0.24, 90, 450) + _arc(0.5, 0.73, 0.33, 0.26, -90, 270)]
+    return [_arc(0.5, 0.3, 0.3, 0.28, 0, 360) + [(0.8, 0.3), (0.72 - 0.2 * variant, 1.0)]]
+
+
+def _stroke_digit(label: int, rng: np.random.Generator) -> np.ndarray:
+    """A digit drawn with a round pen along jittered template strokes, at 4x and then reduced."""
+    scale = 4
+    height = int(rng.integers(70, 130))
+    width = int(height * rng.uniform(0.55, 0.85))
+    pen = max(2, int(height * rng.uniform(0.06, 0.16)))
+    margin = pen + 4
+    canvas = Image.new("L", ((width + 2 * margin) * scale, (height + 2 * margin) * scale), 0)
+    draw = ImageDraw.Draw(canvas)
+    for stroke in _templates(label, int(rng.integers(2))):
+        points = np.array(stroke, dtype=np.float64)
+        # A smooth random wobble along the stroke, plus a little jitter of every point.
+        wobble = np.cumsum(rng.normal(0, 0.012, points.shape), axis=0)
+        points = points + wobble - wobble.mean(axis=0) + rng.normal(0, 0.008, points.shape)
+        pixels = [((margin + x * width) * scale, (margin + y * height) * scale) for x, y in points]
+        draw.line(pixels, fill=255, width=pen * scale, joint="curve")
+        radius = pen * scale / 2
+        for x, y in (pixels[0], pixels[-1]):
+            draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=255)
+    reduced = canvas.resize((canvas.width // scale, canvas.height // scale), Image.Resampling.BOX)
+    return _tight(_warp(reduced, rng, max_degrees=8.0))
+
+
+# Scenes: the digit on paper, on a board, on a canvas, through a scanner.
+
+
+def _paper(height: int, width: int, rng: np.random.Generator, dark: bool) -> np.ndarray:
+    """float32 (h, w, 3) RGB: a tinted, unevenly lit, noisy surface."""
+    base = rng.uniform(0.05, 0.3) if dark else rng.uniform(0.55, 0.97)
+    tint = rng.uniform(-0.05, 0.05, 3)
+    ys = np.linspace(-1, 1, height, dtype=np.float32)[:, None]
+    xs = np.linspace(-1, 1, width, dtype=np.float32)[None, :]
+    angle = rng.uniform(0, 2 * math.pi)
+    lighting = rng.uniform(0, 0.18) * (math.cos(angle) * xs + math.sin(angle) * ys)
+    vignette = -rng.uniform(0, 0.15) * (xs * xs + ys * ys)
+    level = base + lighting + vignette
+    surface = level[..., None] + tint[None, None, :]
+    noise = rng.standard_normal((height, width, 1), dtype=np.float32) * rng.uniform(0.0, 0.04)
+    return np.clip(surface + noise, 0, 1).astype(np.float32)
+
+
+def _place(coverage: np.ndarray, height: int, width: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Scale the digit to ``fraction`` of the scene's short side and put it anywhere inside."""
+    digit = Image.fromarray(coverage)
+    target = max(6, int(min(height, width) * fraction))
+    scale = target / max(digit.size)
+    size = (max(1, round(digit.width * scale)), max(1, round(digit.height * scale)))
+    resized = np.clip(np.asarray(digit.resize(size, Image.Resampling.BILINEAR)), 0, 1)
+    scene = np.zeros((height, width), dtype=np.float32)
+    top = int(rng.integers(0, max(1, height - size[1] + 1)))
+    left = int(rng.integers(0, max(1, width - size[0] + 1)))
+    scene[top : top + size[1], left : left + size[0]] = resized[: height - top, : width - left]
+    return scene
+
+
+def _photograph(coverage: np.ndarray, rng: np.random.Generator, large: bool) -> Image.Image:
+    """The digit on paper (dark ink) or a board (light chalk), photographed: blur, noise, specks.
+
+    Scenes are composed at most 500 pixels across and then enlarged, which keeps large photos
+    quick to make (camera pictures are smooth at the pixel level anyway).
+    """
+    if large:
+        width = int(rng.choice([2000, 3000, 4000]))
+        height = width * 3 // 4
+    else:
+        width = int(rng.integers(48, 900))
+        height = int(width * rng.uniform(0.6, 1.5))
+    scale = min(1.0, 500 / max(width, height))
+    scene_width, scene_height = round(width * scale), round(height * scale)
+    dark = rng.random() < 0.3
+    paper = _paper(scene_height, scene_width, rng, dark)
+    ink_colour = rng.uniform(0.8, 1.0, 3) if dark else rng.choice([[0.05, 0.05, 0.08], [0.1, 0.15, 0.45]])
+    ink_colour = np.asarray(ink_colour, dtype=np.float32) + rng.uniform(-0.05, 0.05, 3).astype(np.float32)
+    ink = _place(coverage, scene_height, scene_width, rng.uniform(0.25, 0.85), rng) * rng.uniform(0.75, 1.0)
+    scene = paper * (1 - ink[..., None]) + ink_colour[None, None, :] * ink[..., None]
+    for _ in range(int(rng.integers(0, 4))):
+        # Specks of dust or dirt, each a few pixels across.
+        radius = max(1, int(min(scene_height, scene_width) * rng.uniform(0.003, 0.012)))
+        y, x = int(rng.integers(scene_height)), int(rng.integers(scene_width))
+        patch = (slice(max(0, y - radius), y + radius), slice(max(0, x - radius), x + radius))
+        scene[patch] = ink_colour * 0.7 + paper[y, x] * 0.3
+    image = Image.fromarray(np.clip(scene * 255 + 0.5, 0, 255).astype(np.uint8))
+    blur = rng.uniform(0, 1.2)
+    if blur > 0.3:
+        image = image.filter(ImageFilter.GaussianBlur(blur))
+    return image.resize((width, height), Image.Resampling.BICUBIC) if scale < 1 else image
+
+
+def _scan(coverage: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """A low-resolution greyscale scan: the digit nearly fills a small, noisy, grey image."""
+    side = int(rng.integers(12, 40))
+    width = int(side * rng.uniform(0.8, 1.3))
+    scene_height, scene_width = side * 8, width * 8
+    ink = _place(coverage, scene_height, scene_width, rng.uniform(0.6, 0.9), rng)
+    paper = rng.uniform(0.6, 0.95)
+    pen = rng.uniform(0.0, 0.3)
+    scene = paper - (paper - pen) * ink
+    small = Image.fromarray(scene.astype(np.float32)).resize((width, side), Image.Resampling.BOX)
+    values = np.asarray(small) + rng.normal(0, rng.uniform(0, 0.03), (side, width))
+    return Image.fromarray(np.clip(values * 255 + 0.5, 0, 255).astype(np.uint8)).convert("RGB")
+
+
+def _canvas_digit(label: int, rng: np.random.Generator, transparent: bool | None) -> np.ndarray:
+    """uint8 (280, 280, 4): a digit drawn on a 280x280 canvas as streamlit-drawable-canvas returns it.
+
+    transparent: strokes on a transparent background, or on an opaque one; None chooses at random.
+    """
+    fonts = font_paths(HANDWRITING_FONTS)
+    coverage = _stroke_digit(label, rng) if rng.random() < 0.7 or not fonts else _font_digit(label, fonts, rng)
+    ink = _place(coverage, 280, 280, rng.uniform(0.3, 0.9), rng)
+    rgba = np.zeros((280, 280, 4), dtype=np.uint8)
+    if transparent is None:
+        transparent = bool(rng.random() < 0.4)
+    if transparent:
+        # The stroke colour with the coverage as alpha; under the background, either the same
+        # colour or black, as canvas libraries differ.
+        stroke = rng.choice([[0, 0, 0], [255, 255, 255], [30, 60, 200], [200, 30, 30]])
+        rgba[..., :3] = stroke
+        if rng.random() < 0.5:
+            rgba[ink == 0, :3] = 0
+        rgba[..., 3] = np.clip(ink * 255 + 0.5, 0, 255).astype(np.uint8)
+    else:
+        white_on_black = rng.random() < 0.5
+        paper, stroke = ([0, 0, 0], [255, 255, 255]) if white_on_black else ([255, 255, 255], [0, 0, 0])
+        colour = np.asarray(paper, np.float32) * (1 - ink[..., None]) + np.asarray(stroke, np.float32) * ink[..., None]
+        rgba[..., :3] = np.clip(colour + 0.5, 0, 255).astype(np.uint8)
+        rgba[..., 3] = 255
+    return rgba
+
+
+# Encoding
+
+
+def _encode(image: Image.Image, encoding: tuple[str, str, str], rng: np.random.Generator) -> bytes:
+    format_name, mode, extra = encoding
+    buffer = io.BytesIO()
+    options: dict = {}
+    if mode == "I;16":
+        grey = np.asarray(image.convert("L"), dtype=np.uint16) * 257
+        image = Image.fromarray(grey)
+    elif mode == "P" and extra == "transparency":
+        image = _palette_with_transparency(image)
+        options["transparency"] = 0
+    elif mode == "P":
+        image = image.convert("P", palette=Image.Palette.ADAPTIVE, colors=256)
+    else:
+        image = image.convert(mode)
+    if format_name == "JPEG":
+        options["quality"] = int(rng.integers(60, 95))
+        if extra == "exif":
+            # Store the picture turned on its side and say so in EXIF, as phone cameras do.
+            orientation = int(rng.choice([3, 6, 8]))
+            turn = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
+            image = image.transpose(turn[orientation])
+            exif = Image.Exif()
+            exif[0x0112] = orientation
+            options["exif"] = exif.tobytes()
+    if format_name == "WEBP":
+        options["lossless"] = extra == "lossless"
+        options.update(quality=80, method=0)
+    if format_name == "GIF" and extra == "animated":
+        later = Image.new("P", image.size, 0)
+        later.putpalette(image.getpalette())
+        options.update(save_all=True, append_images=[later, later], duration=200, loop=0)
+    image.save(buffer, format=format_name, **options)
+    return buffer.getvalue()
+
+
+def _palette_with_transparency(image: Image.Image) -> Image.Image:
+    """A palette image whose index 0 is fully transparent where alpha is low (binary transparency)."""
+    rgba = image.convert("RGBA")
+    opaque = rgba.convert("RGB").convert("P", palette=Image.Palette.ADAPTIVE, colors=255)
+    indices = np.asarray(opaque, dtype=np.uint8) + 1
+    indices[np.asarray(rgba)[..., 3] < 128] = 0
+    palette = [0, 0, 0] + opaque.getpalette()[: 255 * 3]
+    result = Image.fromarray(indices)
+    result.putpalette(palette)
+    return result

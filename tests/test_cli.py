@@ -1,0 +1,66 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*arguments: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mnist_model", *arguments],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
+
+
+def stderr_lines(completed: subprocess.CompletedProcess) -> list[str]:
+    """What the command said on standard error, without TensorFlow's start-up lines."""
+    noise = ("WARNING: All log messages", "I0000", "To enable the following", "E0000", "W0000")
+    return [line for line in completed.stderr.splitlines() if line.strip() and not line.startswith(noise)]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ((), "choose a command"),
+        (("frobnicate",), "invalid choice: 'frobnicate'"),
+        (("train", "--epochs", "0"), "epochs must be from 1 to 1000; got 0"),
+        (("train", "--batch-size", "many"), "invalid int value: 'many'"),
+        (("train", "--architecture", "rnn"), "invalid choice: 'rnn'"),
+        (("predict",), "give image FILEs or --index N"),
+    ],
+)
+def test_usage_error_prints_one_line_and_exits_2(arguments, message):
+    completed = run_cli(*arguments)
+    assert completed.returncode == 2
+    lines = stderr_lines(completed)
+    assert len(lines) == 1 and message in lines[0], completed.stderr
+    assert completed.stdout == ""
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "summary", "runs"])
+def test_every_command_has_help(command):
+    completed = run_cli(command, "--help")
+    assert completed.returncode == 0
+    assert "--json" in completed.stdout
+
+
+def test_summary_json_lists_the_layers():
+    completed = run_cli("summary", "--json")
+    summary = json.loads(completed.stdout)
+    assert [row["type"] for row in summary["layers"]] == ["Flatten", "Dense", "Dense", "Dense"]
+    assert summary["total_parameters"] == 118_282
+
+
+def test_missing_data_is_a_clear_error_not_a_traceback(tmp_path):
+    completed = run_cli("train", env={"MNIST_DATA": str(tmp_path / "nowhere.npz")})
+    assert completed.returncode == 1
+    assert "Traceback" not in completed.stderr
+    assert "nowhere.npz, which does not exist" in completed.stderr

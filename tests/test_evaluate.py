@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+from tensorflow import keras
+
+from mnist_model.evaluate import evaluate
+
+
+class FixedModel:
+    """Stands in for a Keras model: returns given probabilities, in the batches it is asked for."""
+
+    def __init__(self, probabilities: np.ndarray):
+        self.probabilities = probabilities
+        self.position = 0
+
+    def __call__(self, images, training=False):
+        batch = self.probabilities[self.position : self.position + len(images)]
+        self.position += len(images)
+        return batch
+
+
+def one_hot_probabilities(predicted: list[int], confidence: float = 0.91) -> np.ndarray:
+    probabilities = np.full((len(predicted), 10), (1 - confidence) / 9, np.float32)
+    probabilities[np.arange(len(predicted)), predicted] = confidence
+    return probabilities
+
+
+def test_scores_match_a_hand_computed_example():
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 3])
+    predicted = [0, 0, 1, 1, 1, 2, 2, 0, 3, 3]
+    result = evaluate(FixedModel(one_hot_probabilities(predicted)), np.zeros((10, 28, 28), np.uint8), labels)
+    assert result.accuracy == pytest.approx(0.7)
+    assert result.confusion[0].tolist()[:4] == [2, 1, 0, 0]
+    assert result.confusion[2].tolist()[:4] == [1, 0, 2, 1]
+    assert result.confusion.sum() == 10
+    # digit 0: predicted 3 times, right twice; 3 true zeros, 2 found.
+    assert result.precision[0] == pytest.approx(2 / 3) and result.recall[0] == pytest.approx(2 / 3)
+    # digit 1: predicted 3 times (one wrong), both ones found.
+    assert result.precision[1] == pytest.approx(2 / 3) and result.recall[1] == pytest.approx(1.0)
+    assert result.f1[1] == pytest.approx(0.8)
+    # digit 3: predicted twice, one right; recall 1.
+    assert result.precision[3] == pytest.approx(0.5) and result.f1[3] == pytest.approx(2 / 3)
+    # Digits that never occur score zero rather than dividing by zero.
+    assert result.precision[7] == 0 and result.recall[7] == 0 and result.support[7] == 0
+    assert sorted(result.misclassified.tolist()) == [2, 7, 8]
+
+
+def test_loss_matches_keras_cross_entropy():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(50, 10)).astype(np.float32)
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    labels = rng.integers(0, 10, 50)
+    result = evaluate(FixedModel(probabilities), np.zeros((50, 28, 28), np.uint8), labels)
+    expected = float(np.mean(keras.losses.sparse_categorical_crossentropy(labels, probabilities)))
+    assert result.loss == pytest.approx(expected, rel=1e-5)
+
+
+def test_mistakes_filter_by_digits_and_sort_by_confidence():
+    labels = np.array([4, 4, 4, 9])
+    probabilities = one_hot_probabilities([9, 9, 4, 4])
+    probabilities[1] = one_hot_probabilities([9], confidence=0.99)[0]
+    result = evaluate(FixedModel(probabilities), np.zeros((4, 28, 28), np.uint8), labels)
+    assert result.mistakes(true_digit=4, predicted_digit=9).tolist() == [1, 0]
+    assert result.mistakes(true_digit=9).tolist() == [3]
+    assert result.mistakes(true_digit=1).tolist() == []
+    assert result.confidence[1] == pytest.approx(0.99)
+
+
+def test_mismatched_labels_are_refused():
+    with pytest.raises(ValueError, match="3 images but 2 labels"):
+        evaluate(FixedModel(one_hot_probabilities([0, 0, 0])), np.zeros((3, 28, 28), np.uint8), np.zeros(2))
