@@ -174,7 +174,7 @@ def check_model_file(path: Path) -> None:
         raise UnsafeModelError(f"{path} is not a readable Keras model file ({error})") from error
     for node in _config_nodes(config):
         module, class_name = node.get("module"), node.get("class_name")
-        if module is not None and not str(module).startswith("keras"):
+        if module is not None and module != "keras" and not str(module).startswith("keras."):
             raise UnsafeModelError(f"{path} refers to module {module!r}; only Keras' own objects are allowed")
         if module == "keras.layers" and class_name not in ALLOWED_LAYERS:
             raise UnsafeModelError(f"{path} contains a {class_name} layer, which this package never builds")
