@@ -4,37 +4,58 @@ The public API, by stage: :func:`load_mnist` (data); :class:`TrainingSettings`, 
 :func:`start_training` (training with cached results, in the foreground or the background);
 :func:`list_runs` (the cache); :func:`evaluate`; :class:`Predictor`; :func:`describe_layers`.
 Image preprocessing for uploads and drawings lives in :mod:`mnist_model.images`.
+
+TensorFlow takes seconds to import, so the names that need it are imported on first use: reading
+data, settings, cached-run listings and job status is immediate.
 """
 
-from mnist_model.artifacts import RunRecord
-from mnist_model.data import DataError, MnistData, load_mnist
-from mnist_model.evaluate import Evaluation, evaluate
-from mnist_model.jobs import TrainingJob, find_job, running_jobs, start_training
-from mnist_model.model import ModelSummary, build_model, describe_layers
-from mnist_model.predict import Predictor
-from mnist_model.settings import TrainingSettings
-from mnist_model.train import EpochRecord, Progress, TrainedRun, TrainingStopped, list_runs, train
+import importlib
+import os
+
+# TensorFlow's C++ start-up chatter is noise for this package's users; they can still turn it on.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from mnist_model.artifacts import RunRecord, list_runs  # noqa: E402
+from mnist_model.data import DataError, MnistData, load_mnist  # noqa: E402
+from mnist_model.jobs import TrainingJob, find_job, running_jobs, start_training  # noqa: E402
+from mnist_model.settings import TrainingSettings  # noqa: E402
+
+_LAZY = {
+    "EpochRecord": "mnist_model.training",
+    "Progress": "mnist_model.training",
+    "TrainedRun": "mnist_model.training",
+    "TrainingStopped": "mnist_model.training",
+    "train": "mnist_model.training",
+    "Evaluation": "mnist_model.evaluation",
+    "evaluate": "mnist_model.evaluation",
+    "Predictor": "mnist_model.predict",
+    "ModelSummary": "mnist_model.model",
+    "build_model": "mnist_model.model",
+    "describe_layers": "mnist_model.model",
+}
 
 __all__ = [
     "DataError",
-    "EpochRecord",
-    "Evaluation",
     "MnistData",
-    "ModelSummary",
-    "Predictor",
-    "Progress",
     "RunRecord",
-    "TrainedRun",
     "TrainingJob",
     "TrainingSettings",
-    "TrainingStopped",
-    "build_model",
-    "describe_layers",
-    "evaluate",
     "find_job",
     "list_runs",
     "load_mnist",
     "running_jobs",
     "start_training",
-    "train",
+    *_LAZY,
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mnist_model' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -5,6 +5,8 @@ Each run lives in ``<artifacts>/runs/<architecture>-<key>/`` as ``model.keras`` 
 The manifest is written last, so an entry without one was never finished. Before a model is loaded
 its checksum is verified and its configuration is checked to name only Keras' own layers; then
 Keras loads it in ``safe_mode``. Anything that fails a check is reported and treated as absent.
+
+Listing runs needs no TensorFlow, so an interface can show what is cached while TensorFlow loads.
 """
 
 from __future__ import annotations
@@ -19,13 +21,17 @@ import threading
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import filelock
-import tensorflow as tf
-from tensorflow import keras
 
+from mnist_model import config
 from mnist_model.settings import TrainingSettings
+
+if TYPE_CHECKING:
+    from tensorflow import keras
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +53,24 @@ ALLOWED_LAYERS = frozenset(
         "Activation",
         "MaxPooling2D",
         "Dropout",
+    }
+)
+
+# The only modules a cached model's configuration may name: Keras' public namespaces for what this
+# package builds. Private paths such as keras.src.layers.core.lambda_layer would reach any class
+# while bypassing the layer allow-list above.
+ALLOWED_MODULES = frozenset(
+    {
+        "keras",
+        "keras.layers",
+        "keras.initializers",
+        "keras.regularizers",
+        "keras.constraints",
+        "keras.activations",
+        "keras.optimizers",
+        "keras.optimizers.schedules",
+        "keras.losses",
+        "keras.metrics",
     }
 )
 
@@ -78,7 +102,21 @@ class RunRecord:
 
 
 def versions() -> dict:
-    return {"tensorflow": tf.__version__, "keras": keras.__version__, "format": FORMAT_VERSION}
+    """The versions that a cached model depends on, read without importing TensorFlow."""
+    return {
+        "tensorflow": _installed_version("tensorflow", "tensorflow-cpu"),
+        "keras": _installed_version("keras"),
+        "format": FORMAT_VERSION,
+    }
+
+
+def _installed_version(*distributions: str) -> str:
+    for distribution in distributions:
+        try:
+            return metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            continue
+    return "unknown"
 
 
 def run_key(settings: TrainingSettings, data_fingerprint: str) -> str:
@@ -127,10 +165,17 @@ def run_lock(root: Path, key: str) -> Iterator[None]:
 
 
 def save_run(root: Path, key: str, model: keras.Model, manifest: dict) -> Path:
-    """Write the model and its manifest atomically; returns the entry's folder. Raises OSError."""
+    """Write the model and its manifest atomically; returns the entry's folder. Raises OSError.
+
+    Call it holding :func:`run_lock` for ``key``.
+    """
     entry = runs_dir(root) / key
     entry.mkdir(parents=True, exist_ok=True)
     (entry / MANIFEST_FILE).unlink(missing_ok=True)
+    # Temporary files left by a process killed while saving; the caller holds this key's lock, so
+    # no other writer is using them.
+    for leftover in entry.glob(".tmp-*"):
+        leftover.unlink(missing_ok=True)
     model_tmp = _temporary_path(entry, ".keras")
     try:
         model.save(model_tmp)
@@ -161,6 +206,8 @@ def load_run(root: Path, key: str) -> tuple[keras.Model, RunRecord] | None:
 
 def load_model_file(path: Path) -> keras.Model:
     """Load a Keras model file after checking that it names only this package's layer types."""
+    from tensorflow import keras
+
     check_model_file(path)
     return keras.models.load_model(path, compile=False, safe_mode=True)
 
@@ -174,8 +221,11 @@ def check_model_file(path: Path) -> None:
         raise UnsafeModelError(f"{path} is not a readable Keras model file ({error})") from error
     for node in _config_nodes(config):
         module, class_name = node.get("module"), node.get("class_name")
-        if module is not None and module != "keras" and not str(module).startswith("keras."):
-            raise UnsafeModelError(f"{path} refers to module {module!r}; only Keras' own objects are allowed")
+        if module is not None and module not in ALLOWED_MODULES:
+            raise UnsafeModelError(
+                f"{path} refers to module {module!r}; only these Keras modules are allowed: "
+                f"{', '.join(sorted(ALLOWED_MODULES))}"
+            )
         if module == "keras.layers" and class_name not in ALLOWED_LAYERS:
             raise UnsafeModelError(f"{path} contains a {class_name} layer, which this package never builds")
         if node.get("registered_name") not in (None, class_name):
@@ -204,10 +254,13 @@ def record_manifest(entry: Path) -> dict:
     return manifest
 
 
-def list_runs(root: Path) -> list[RunRecord]:
-    """Every complete cached run under ``root``, newest first; unreadable entries are skipped."""
+def list_runs(root: Path | None = None) -> list[RunRecord]:
+    """The cached runs (settings, history, test accuracy, date), newest first; unreadable entries are skipped.
+
+    root: the artifacts folder, by default :func:`config.artifacts_dir`.
+    """
     records = []
-    folder = runs_dir(root)
+    folder = runs_dir(Path(root) if root is not None else config.artifacts_dir())
     for entry in sorted(folder.iterdir()) if folder.is_dir() else []:
         try:
             records.append(read_record(entry))

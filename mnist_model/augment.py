@@ -11,10 +11,10 @@ import math
 
 import tensorflow as tf
 
-MAX_ROTATION_DEGREES = 12.0
-ZOOM_RANGE = (0.85, 1.15)
-MAX_SHEAR = 0.15
-MAX_SHIFT_PIXELS = 3.0
+MAX_ROTATION_DEGREES = 8.0
+ZOOM_RANGE = (0.9, 1.1)
+MAX_SHEAR = 0.1
+MAX_SHIFT_PIXELS = 2.0
 
 
 def random_distortions(images: tf.Tensor) -> tf.Tensor:

@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-# TensorFlow's C++ start-up chatter is noise on a command line; the user can still turn it back on.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from mnist_model.data import DataError  # noqa: E402
-from mnist_model.settings import ARCHITECTURES, STRATEGIES, TrainingSettings  # noqa: E402
+from mnist_model.data import DataError
+from mnist_model.settings import ARCHITECTURES, STRATEGIES, TrainingSettings
 
 
 class UsageError(Exception):
@@ -95,7 +91,7 @@ def _settings(arguments) -> TrainingSettings:
 
 def _trained(arguments, *, quiet: bool = False):
     from mnist_model.data import load_mnist
-    from mnist_model.train import train
+    from mnist_model.training import train
 
     settings = _settings(arguments)
     data = load_mnist(arguments.data)
@@ -137,7 +133,7 @@ def _train(arguments) -> int:
 
 
 def _evaluate(arguments) -> int:
-    from mnist_model.evaluate import evaluate
+    from mnist_model.evaluation import evaluate
 
     run, data = _trained(arguments)
     evaluation = evaluate(run.model, data.test_images, data.test_labels)
@@ -233,7 +229,7 @@ def _summary(arguments) -> int:
 
 
 def _runs(arguments) -> int:
-    from mnist_model.train import list_runs
+    from mnist_model.artifacts import list_runs
 
     records = list_runs()
     if arguments.json:

@@ -25,6 +25,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from mnist_model.data import IMAGE_SIZE
+
 # Pillow's names for the formats we accept; every other decoder is switched off for uploads.
 ACCEPTED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
 # The largest upload read, in bytes.
@@ -38,16 +40,18 @@ MAX_ASPECT_RATIO = 10.0
 # Images are worked on (and ``decoded`` is returned) with their long side at most this many pixels.
 WORK_SIDE = 512
 
-IMAGE_SIZE = 28
+# MNIST fits each digit into a box this size, keeping its aspect ratio.
 DIGIT_BOX = 20
 # MNIST's mean centre of mass, in pixel indices of the 28x28 frame (measured on the training set).
 MNIST_CENTRE = 14.0
 
 # The smallest ink-to-paper contrast, as a fraction of the full grey range, taken as a digit.
 MIN_CONTRAST = 0.08
-# MNIST strokes are 2.1 to 4.4 pixels wide (5th to 95th percentile); thinner ones are thickened.
-MIN_STROKE_WIDTH = 2.2
-TARGET_STROKE_WIDTH = 2.8
+# MNIST strokes are 2.1 to 4.4 pixels wide (5th to 95th percentile, twice area over boundary, at
+# half intensity). Strokes outside MIN..MAX are brought to TARGET, which suited the models best.
+MIN_STROKE_WIDTH = 2.0
+MAX_STROKE_WIDTH = 4.4
+TARGET_STROKE_WIDTH = 2.5
 # Connected components are found on a grid of at most this many cells along the long side.
 COMPONENT_GRID = 48
 
@@ -55,7 +59,6 @@ _ACCEPTED = (
     f"Accepted: PNG, JPEG, BMP, GIF or WebP images of one digit, up to {MAX_BYTES // (1024 * 1024)} MB "
     f"and {MAX_PIXELS // 1_000_000} megapixels, at least {MIN_SIDE}x{MIN_SIDE} pixels."
 )
-_PILLOW_FORMATS = ACCEPTED_FORMATS + ("MPO",)  # Phone JPEGs are often MPO, a JPEG with extra pictures.
 
 
 class ImageError(ValueError):
@@ -128,7 +131,9 @@ def _read_limited(source: bytes | BinaryIO, label: str) -> bytes:
     elif hasattr(source, "read"):
         try:
             data = source.read(MAX_BYTES + 1)
-        except OSError as error:
+        except UnicodeDecodeError as error:
+            raise ImageError(f"{label} must be opened in binary mode ('rb'). {_ACCEPTED}") from error
+        except (OSError, ValueError) as error:
             raise ImageError(f"{label} could not be read ({error}). {_ACCEPTED}") from error
         if not isinstance(data, bytes):
             raise ImageError(f"{label} must be opened in binary mode ('rb'). {_ACCEPTED}")
@@ -178,6 +183,14 @@ def _check_dimensions(width: int, height: int, label: str) -> None:
         )
 
 
+def _bomb_error(label: str) -> ImageError:
+    """Pillow refused the header's size outright: far beyond our own limit."""
+    return ImageError(
+        f"{label} has far more pixels than the limit of {MAX_PIXELS // 1_000_000} megapixels; it was not decoded "
+        f"(it may be a decompression bomb). {_ACCEPTED}"
+    )
+
+
 def _decode(data: bytes, label: str) -> tuple[Image.Image, str, list[str]]:
     """Open, check the header, decode the first frame at a useful size and undo EXIF rotation."""
     non_image = _sniff_non_image(data)
@@ -187,9 +200,10 @@ def _decode(data: bytes, label: str) -> tuple[Image.Image, str, list[str]]:
     # Pillow's decoders raise many exception types on malformed input; the untrusted file is the
     # cause of any of them, so each becomes an ImageError rather than a traceback.
     try:
-        image = Image.open(io.BytesIO(data), formats=_PILLOW_FORMATS)
+        # Phone cameras often write MPO, a JPEG with extra pictures; Pillow's JPEG opener handles it.
+        image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except Image.DecompressionBombError as error:
-        raise ImageError(f"{label} is too large to decode safely ({error}). {_ACCEPTED}") from error
+        raise _bomb_error(label) from error
     except UnidentifiedImageError as error:
         raise ImageError(f"{label} is not an image in a format we read. {_ACCEPTED}") from error
     except Exception as error:
@@ -202,7 +216,9 @@ def _decode(data: bytes, label: str) -> tuple[Image.Image, str, list[str]]:
             # verify() checks chunk checksums, which decoding alone does not; it needs a fresh file.
             Image.open(io.BytesIO(data), formats=("PNG",)).verify()
         if getattr(image, "is_animated", False):
-            what = "animated GIF" if image_format == "GIF" else f"{image_format} with several frames"
+            what = {"GIF": "animated GIF", "JPEG": "multi-picture JPEG (MPO)"}.get(
+                image_format, f"animated {image_format}"
+            )
             notes.append(f"{what}: used the first frame")
         if image_format == "JPEG":
             scale = WORK_SIDE / max(width, height)
@@ -216,7 +232,7 @@ def _decode(data: bytes, label: str) -> tuple[Image.Image, str, list[str]]:
             image = ImageOps.exif_transpose(image)
             notes.append(f"rotated upright as its EXIF orientation ({orientation}) says")
     except Image.DecompressionBombError as error:
-        raise ImageError(f"{label} is too large to decode safely ({error}). {_ACCEPTED}") from error
+        raise _bomb_error(label) from error
     except Exception as error:
         raise ImageError(f"{label} is a damaged or truncated {image_format} file ({error}). {_ACCEPTED}") from error
     return image, image_format, notes
@@ -244,49 +260,41 @@ def _to_arrays(image: Image.Image, notes: list[str]) -> tuple[np.ndarray, np.nda
         image = image.convert("RGB")
     elif mode not in ("L", "LA", "RGB", "RGBA"):
         image = image.convert("RGBA" if "A" in mode or "transparency" in image.info else "RGB")
-    if image.mode in ("LA", "RGBA") and image.getextrema()[-1][0] == 255:
+    if image.mode in ("LA", "RGBA") and image.getchannel("A").getextrema()[0] == 255:
         image = image.convert(image.mode[:-1])
     if max(image.size) > WORK_SIDE:
         scale = WORK_SIDE / max(image.size)
         size = (max(1, round(image.size[0] * scale)), max(1, round(image.size[1] * scale)))
         image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    pixels = np.asarray(image)
-    alpha = None
     if image.mode in ("LA", "RGBA"):
-        alpha = pixels[..., -1].astype(np.float32) / 255.0
-        pixels = pixels[..., :-1]
-        if pixels.shape[-1] == 1:
-            pixels = pixels[..., 0]
-    if pixels.ndim == 3:
-        luminance = (pixels @ np.array([0.299, 0.587, 0.114], dtype=np.float32)) / 255.0
-    else:
-        luminance = pixels.astype(np.float32) / 255.0
-    if alpha is None:
-        return pixels, luminance
-    return _flatten_alpha(pixels, luminance, alpha, notes)
+        image = _flatten_alpha(image, notes)
+    pixels = np.asarray(image)
+    luminance = np.asarray(image.convert("L") if image.mode == "RGB" else image, dtype=np.float32) / 255.0
+    return pixels, luminance
 
 
-def _flatten_alpha(
-    pixels: np.ndarray, luminance: np.ndarray, alpha: np.ndarray, notes: list[str]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Composite onto a background chosen so that whatever is drawn stays visible.
+def _flatten_alpha(image: Image.Image, notes: list[str]) -> Image.Image:
+    """Composite an LA or RGBA image onto a background chosen so that whatever is drawn stays visible.
 
     When most of the image is transparent, the opaque part is the drawing (a canvas export), so the
     background is white under dark strokes and black under light ones. Otherwise the transparent
-    part is just outside the picture and gets the picture's own typical grey.
+    part is just outside the picture and gets the picture's own typical grey. Returns L or RGB.
     """
-    opaque = alpha >= 0.5
+    # Every other pixel is plenty to choose a background colour.
+    grey = np.asarray(image.convert("L"))[::2, ::2]
+    alpha = np.asarray(image.getchannel("A"))[::2, ::2]
+    opaque = alpha >= 128
     if opaque.mean() < 0.5:
-        weight = float(alpha.sum())
-        drawn = float((luminance * alpha).sum() / weight) if weight > 0 else 0.0
-        background = 1.0 if drawn < 0.5 else 0.0
-        notes.append(f"transparent background: composited onto {'white' if background else 'black'}")
+        weights = alpha.astype(np.float32)
+        total = float(weights.sum())
+        drawn = float((grey * weights).sum()) / total if total > 0 else 0.0
+        level = 255 if drawn < 128 else 0
+        notes.append(f"transparent background: composited onto {'white' if level else 'black'}")
     else:
-        background = float(np.median(luminance[opaque]))
-    flattened = alpha * luminance + (1 - alpha) * background
-    alpha_display = alpha[..., None] if pixels.ndim == 3 else alpha
-    display = alpha_display * pixels.astype(np.float32) + (1 - alpha_display) * (background * 255)
-    return np.clip(display + 0.5, 0, 255).astype(np.uint8), flattened.astype(np.float32)
+        level = int(np.median(grey[opaque]))
+    background = Image.new("RGBA", image.size, (level, level, level, 255))
+    flattened = Image.alpha_composite(background, image.convert("RGBA"))
+    return flattened.convert("RGB" if image.mode == "RGBA" else "L")
 
 
 # From grey to MNIST
@@ -323,7 +331,8 @@ def _fit_background(luminance: np.ndarray) -> tuple[np.ndarray, float]:
     """A smooth model of the paper, and the noise around it.
 
     A quadratic surface is fitted to a subsample, first to the border (mostly paper), then
-    repeatedly to the pixels it explains, so that the ink drops out as outliers. Returns float32
+    repeatedly to the pixels it explains, so that the ink drops out as outliers. Images under 32
+    pixels a side, where the digit fills most of the frame, get a constant instead. Returns float32
     (h, w) background and the robust standard deviation of the paper around it.
     """
     height, width = luminance.shape
@@ -333,17 +342,15 @@ def _fit_background(luminance: np.ndarray) -> tuple[np.ndarray, float]:
     xs = np.linspace(-1, 1, width, dtype=np.float32)
     sample_y, sample_x = np.meshgrid(ys[::step], xs[::step], indexing="ij")
     quadratic = min(height, width) >= 32
-    columns = [np.ones_like(sample_x), sample_x, sample_y]
+    columns = [np.ones_like(sample_x)]
     if quadratic:
-        columns += [sample_x * sample_x, sample_x * sample_y, sample_y * sample_y]
+        columns += [sample_x, sample_y, sample_x * sample_x, sample_x * sample_y, sample_y * sample_y]
     design = np.stack([column.ravel() for column in columns], axis=1)
     values = sample.ravel()
     ring = max(1, round(0.06 * min(sample.shape)))
     border = np.zeros(sample.shape, dtype=bool)
     border[:ring], border[-ring:], border[:, :ring], border[:, -ring:] = True, True, True, True
     chosen = border.ravel()
-    if not quadratic:
-        design = design[:, :1]
     for _ in range(3):
         # Normal equations: a 6x6 solve is far quicker than lstsq's SVD, and the columns are tame.
         subset = design[chosen]
@@ -357,8 +364,6 @@ def _fit_background(luminance: np.ndarray) -> tuple[np.ndarray, float]:
         c = coefficients
         background += c[1] * xs[None, :] + c[2] * ys[:, None] + c[3] * (xs * xs)[None, :]
         background += c[4] * ys[:, None] * xs[None, :] + c[5] * (ys * ys)[:, None]
-    elif len(coefficients) > 1:
-        background += coefficients[1] * xs[None, :] + coefficients[2] * ys[:, None]
     return background, sigma
 
 
@@ -379,6 +384,8 @@ def _ink_map(luminance: np.ndarray, notes: list[str], label: str) -> np.ndarray:
     """float32 (h, w) in [0, 1]: how much ink each pixel holds, 0 on the paper."""
     background, sigma = _fit_background(luminance)
     residual = luminance - background
+    # The ink is on whichever side of the paper holds more contrast beyond the noise: a digit is a
+    # minority of the pixels, so the paper fit is not pulled towards it.
     margin = max(3 * sigma, 0.02)
     darker = float(np.clip(-residual - margin, 0, None).sum())
     lighter = float(np.clip(residual - margin, 0, None).sum())
@@ -403,24 +410,50 @@ def _ink_map(luminance: np.ndarray, notes: list[str], label: str) -> np.ndarray:
 
 
 def _components(cells: np.ndarray) -> tuple[np.ndarray, int]:
-    """8-connected components of a small boolean grid: int32 labels (0 = empty, 1...) and their count."""
+    """8-connected components of a boolean grid: int32 labels (0 = empty, 1...) and their count.
+
+    Scan-line labelling: each row's runs of set cells join the runs they touch in the row above,
+    with a union-find over run labels, so the Python work grows with the number of runs, not cells.
+    """
     labels = np.zeros(cells.shape, dtype=np.int32)
-    height, width = cells.shape
-    count = 0
-    for start in zip(*np.nonzero(cells), strict=True):
-        if labels[start]:
-            continue
-        count += 1
-        labels[start] = count
-        stack = [start]
-        while stack:
-            y, x = stack.pop()
-            for neighbour_y in range(max(y - 1, 0), min(y + 2, height)):
-                for neighbour_x in range(max(x - 1, 0), min(x + 2, width)):
-                    if cells[neighbour_y, neighbour_x] and not labels[neighbour_y, neighbour_x]:
-                        labels[neighbour_y, neighbour_x] = count
-                        stack.append((neighbour_y, neighbour_x))
-    return labels, count
+    parent = [0]
+
+    def root(label: int) -> int:
+        while parent[label] != label:
+            parent[label] = parent[parent[label]]
+            label = parent[label]
+        return label
+
+    steps = np.diff(np.pad(cells, ((0, 0), (1, 1))).astype(np.int8), axis=1)
+    run_rows, run_starts = np.nonzero(steps == 1)
+    run_ends = np.nonzero(steps == -1)[1]
+    runs_by_row: list[list[tuple[int, int]]] = [[] for _ in range(cells.shape[0])]
+    for row_index, start, end in zip(run_rows.tolist(), run_starts.tolist(), run_ends.tolist(), strict=True):
+        runs_by_row[row_index].append((start, end))
+    previous: list[tuple[int, int, int]] = []
+    for row_index, runs in enumerate(runs_by_row):
+        current = []
+        for start, end in runs:
+            label = 0
+            for above_start, above_end, above_label in previous:
+                # Runs [start, end) and [above_start, above_end) touch, diagonals included.
+                if above_start <= end and above_end >= start:
+                    above_root = root(above_label)
+                    if label == 0:
+                        label = above_root
+                    elif above_root != label:
+                        parent[max(label, above_root)] = min(label, above_root)
+                        label = min(label, above_root)
+            if label == 0:
+                label = len(parent)
+                parent.append(label)
+            labels[row_index, start:end] = label
+            current.append((start, end, label))
+        previous = current
+    roots = np.array([root(label) for label in range(len(parent))], dtype=np.int32)
+    unique_roots, consecutive = np.unique(roots, return_inverse=True)
+    # Root 0 (empty) is always present and sorts first, so it maps to 0.
+    return consecutive.astype(np.int32)[labels], len(unique_roots) - 1
 
 
 def _crop_digit(ink: np.ndarray, notes: list[str]) -> np.ndarray:
@@ -452,10 +485,16 @@ def _crop_digit(ink: np.ndarray, notes: list[str]) -> np.ndarray:
         main = int(np.argmax(masses * np.where(touches, 0.3, 1.0)))
         kept = [main]
         top, bottom, left, right = boxes[main]
+        main_extent = max(bottom - top, right - left)
         for index in np.argsort(-masses):
-            if index == main or masses[index] < 0.05 * masses[main] or (touches[index] and not touches[main]):
-                continue
             other_top, other_bottom, other_left, other_right = boxes[index]
+            extent = max(other_bottom - other_top, other_right - other_left)
+            # A detached part of a digit (the bar of a 5) is long or heavy; a speck or dot is neither.
+            part_like = extent >= 0.3 * main_extent or masses[index] >= 0.3 * masses[main]
+            if index == main or masses[index] < 0.05 * masses[main] or not part_like:
+                continue
+            if touches[index] and not touches[main]:
+                continue
             gap = max(other_top - bottom, top - other_bottom, other_left - right, left - other_right, 0)
             if gap <= 0.25 * max(bottom - top, right - left):
                 kept.append(int(index))
@@ -479,6 +518,15 @@ def _stroke_width(mask: np.ndarray) -> float:
     return 2 * area / max(area - int(interior.sum()), 1)
 
 
+def _repeat_3x3(values: np.ndarray, combine: np.ufunc, times: int) -> np.ndarray:
+    """Apply a 3x3 maximum (dilation) or minimum (erosion) filter ``times`` times."""
+    for _ in range(times):
+        padded = np.pad(values, 1)
+        rows = combine(combine(padded[:-2], padded[1:-1]), padded[2:])
+        values = combine(combine(rows[:, :-2], rows[:, 1:-1]), rows[:, 2:])
+    return values
+
+
 def _resize(values: np.ndarray, width: int, height: int) -> np.ndarray:
     resized = Image.fromarray(values.astype(np.float32)).resize((width, height), Image.Resampling.BILINEAR)
     return np.clip(np.asarray(resized), 0, 1)
@@ -494,12 +542,14 @@ def _to_mnist(cropped: np.ndarray, notes: list[str]) -> np.ndarray:
     width_now = _stroke_width(work > 0.5) / 4
     if width_now < MIN_STROKE_WIDTH:
         steps = min(6, round((TARGET_STROKE_WIDTH - width_now) * 2))
-        for _ in range(steps):
-            padded = np.pad(work, 1)
-            rows = np.maximum(np.maximum(padded[:-2], padded[1:-1]), padded[2:])
-            work = np.maximum(np.maximum(rows[:, :-2], rows[:, 1:-1]), rows[:, 2:])
+        work = _repeat_3x3(work, np.maximum, steps)
         if steps:
             notes.append(f"thickened thin strokes ({width_now:.1f} px at 28x28)")
+    elif width_now > MAX_STROKE_WIDTH:
+        steps = min(6, round((width_now - TARGET_STROKE_WIDTH) * 2))
+        work = _repeat_3x3(work, np.minimum, steps)
+        if steps:
+            notes.append(f"thinned bold strokes ({width_now:.1f} px at 28x28)")
     digit_width = max(1, round(width * scale))
     digit_height = max(1, round(height * scale))
     digit = _resize(work, digit_width, digit_height)

@@ -3,7 +3,7 @@
 An interface (the dashboard, say) starts a job and returns at once; the job trains on its own
 thread, so it keeps going while users move between pages, and any session can read its progress.
 Asking again for settings already being trained returns the running job instead of a second one;
-across processes, :func:`mnist_model.train.train`'s lock does the same.
+across processes, :func:`mnist_model.training.train`'s lock does the same.
 """
 
 from __future__ import annotations
@@ -11,10 +11,13 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mnist_model.data import DataError, MnistData
 from mnist_model.settings import TrainingSettings
-from mnist_model.train import Progress, TrainedRun, TrainingStopped, train
+
+if TYPE_CHECKING:
+    from mnist_model.training import Progress, TrainedRun
 
 _jobs: dict[tuple[TrainingSettings, str], TrainingJob] = {}
 _jobs_guard = threading.Lock()
@@ -52,6 +55,9 @@ class TrainingJob:
         return not self._thread.is_alive()
 
     def _run(self, data, artifacts_dir) -> None:
+        # Imported here so that looking at jobs never waits for TensorFlow to load.
+        from mnist_model.training import TrainingStopped, train
+
         def record(progress: Progress) -> None:
             self.progress = progress
 

@@ -153,11 +153,11 @@ def realistic_set(count: int = 300, seed: int = 0) -> list[Sample]:
                 coverage = _font_digit(label, handwriting or printed, rng)
                 image = _photograph(coverage, rng, large=large)
             elif style == "drawn strokes":
-                coverage = _stroke_digit(label, rng)
+                coverage = drawn_digit(label, rng)
                 image = _photograph(coverage, rng, large=large)
             else:
                 fonts = handwriting or printed
-                coverage = _stroke_digit(label, rng) if rng.random() < 0.5 else _font_digit(label, fonts, rng)
+                coverage = drawn_digit(label, rng) if rng.random() < 0.5 else _font_digit(label, fonts, rng)
                 image = _scan(coverage, rng)
         data = _encode(image, encoding, rng)
         format_name, mode, extra = encoding
@@ -232,16 +232,22 @@ def _templates(label: int, variant: int) -> list[list[tuple[float, float]]]:
     return [_arc(0.5, 0.3, 0.3, 0.28, 0, 360) + [(0.8, 0.3), (0.72 - 0.2 * variant, 1.0)]]
 
 
-def _stroke_digit(label: int, rng: np.random.Generator) -> np.ndarray:
-    """A digit drawn with a round pen along jittered template strokes, at 4x and then reduced."""
+def drawn_digit(
+    label: int, rng: np.random.Generator, height: int | None = None, pen: int | None = None, variant: int | None = None
+) -> np.ndarray:
+    """float32 (h, w) coverage of a digit drawn with a round pen along jittered template strokes.
+
+    height and pen (in pixels) and the writing ``variant`` (0 or 1) are random unless given. The
+    strokes are drawn at 4x and reduced, for smooth edges.
+    """
     scale = 4
-    height = int(rng.integers(70, 130))
+    height = height or int(rng.integers(70, 130))
     width = int(height * rng.uniform(0.55, 0.85))
-    pen = max(2, int(height * rng.uniform(0.06, 0.16)))
+    pen = pen or max(2, int(height * rng.uniform(0.06, 0.16)))
     margin = pen + 4
     canvas = Image.new("L", ((width + 2 * margin) * scale, (height + 2 * margin) * scale), 0)
     draw = ImageDraw.Draw(canvas)
-    for stroke in _templates(label, int(rng.integers(2))):
+    for stroke in _templates(label, int(rng.integers(2)) if variant is None else variant):
         points = np.array(stroke, dtype=np.float64)
         # A smooth random wobble along the stroke, plus a little jitter of every point.
         wobble = np.cumsum(rng.normal(0, 0.012, points.shape), axis=0)
@@ -340,7 +346,7 @@ def _canvas_digit(label: int, rng: np.random.Generator, transparent: bool | None
     transparent: strokes on a transparent background, or on an opaque one; None chooses at random.
     """
     fonts = font_paths(HANDWRITING_FONTS)
-    coverage = _stroke_digit(label, rng) if rng.random() < 0.7 or not fonts else _font_digit(label, fonts, rng)
+    coverage = drawn_digit(label, rng) if rng.random() < 0.7 or not fonts else _font_digit(label, fonts, rng)
     ink = _place(coverage, 280, 280, rng.uniform(0.3, 0.9), rng)
     rgba = np.zeros((280, 280, 4), dtype=np.uint8)
     if transparent is None:

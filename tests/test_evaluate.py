@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from tensorflow import keras
 
-from mnist_model.evaluate import evaluate
+from mnist_model.evaluation import evaluate
 
 
 class FixedModel:

@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 
 from mnist_model import artifacts
+from mnist_model.artifacts import list_runs
 from mnist_model.predict import Predictor
 from mnist_model.settings import TrainingSettings
-from mnist_model.train import TrainingStopped, list_runs, train
+from mnist_model.training import TrainingStopped, train
 
-QUICK = TrainingSettings(epochs=2, batch_size=64, validation_size=200, learning_rate=3e-3)
+QUICK = TrainingSettings(epochs=2, batch_size=64, validation_size=200, learning_rate=3e-3, augment=False)
 # The package exports the function train, which shadows the module of the same name.
-train_module = importlib.import_module("mnist_model.train")
+train_module = importlib.import_module("mnist_model.training")
 PROJECT = Path(__file__).resolve().parent.parent
 
 
@@ -192,7 +193,7 @@ def small_npz(tmp_path, small_data) -> Path:
 
 def test_cached_run_is_reused_by_a_new_process(small_npz, tmp_path):
     env = {**os.environ, "MNIST_DATA": str(small_npz), "MNIST_ARTIFACTS": str(tmp_path / "shared")}
-    options = ["train", "--json", "--epochs", "2", "--validation-size", "200", "--batch-size", "64"]
+    options = ["train", "--json", "--epochs", "2", "--validation-size", "200", "--batch-size", "64", "--no-augment"]
     first = json.loads(_cli(*options, env=env).stdout)
     second = json.loads(_cli(*options, env=env).stdout)
     assert (first["from_cache"], second["from_cache"]) == (False, True)
@@ -201,7 +202,7 @@ def test_cached_run_is_reused_by_a_new_process(small_npz, tmp_path):
 
 def test_two_processes_asking_at_once_train_once(small_npz, tmp_path):
     env = {**os.environ, "MNIST_DATA": str(small_npz), "MNIST_ARTIFACTS": str(tmp_path / "shared")}
-    options = ["train", "--json", "--epochs", "3", "--validation-size", "200", "--batch-size", "32"]
+    options = ["train", "--json", "--epochs", "3", "--validation-size", "200", "--batch-size", "32", "--no-augment"]
     command = [sys.executable, "-m", "mnist_model", *options]
     processes = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env, cwd=PROJECT) for _ in range(2)]
     results = [json.loads(process.communicate(timeout=300)[0]) for process in processes]
@@ -216,11 +217,11 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from mnist_model import load_mnist
 from mnist_model.settings import TrainingSettings
-from mnist_model.train import fit, make_strategy
+from mnist_model.training import fit, make_strategy
 data = load_mnist(sys.argv[1])
 results = {"replicas": make_strategy("mirrored").num_replicas_in_sync}
 for strategy in ("mirrored", "default"):
-    settings = TrainingSettings(strategy=strategy, epochs=2, batch_size=64, validation_size=200)
+    settings = TrainingSettings(strategy=strategy, epochs=2, batch_size=64, validation_size=200, augment=False)
     model, history = fit(settings, data)
     results[strategy] = {
         "loss": [epoch.loss for epoch in history],

@@ -22,7 +22,11 @@ def _digit_image(size: int = 64) -> Image.Image:
     """A dark 7 on light paper, size x size RGB."""
     image = Image.new("RGB", (size, size), (235, 235, 230))
     draw = ImageDraw.Draw(image)
-    draw.line([(size * 0.25, size * 0.2), (size * 0.75, size * 0.2), (size * 0.45, size * 0.85)], fill=(20, 20, 20), width=size // 10)
+    draw.line(
+        [(size * 0.25, size * 0.2), (size * 0.75, size * 0.2), (size * 0.45, size * 0.85)],
+        fill=(20, 20, 20),
+        width=size // 10,
+    )
     return image
 
 
@@ -70,7 +74,8 @@ def corpus_files() -> dict[str, bytes]:
         "truncated.jpg": jpeg[: len(jpeg) // 2],
         "corrupt-checksum.png": bytes(corrupt),
         "text.png": b"This is a note, not a picture of a digit.\nIt was saved with the wrong name.\n",
-        "document.png": b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n",
+        "document.png": b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
+        b"trailer << /Root 1 0 R >>\n%%EOF\n",
         "drawing.png": b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="28" height="28">'
         b'<text x="8" y="22">7</text></svg>\n',
         "page.png": b"<!DOCTYPE html><html><body><img src='digit.png'></body></html>\n",

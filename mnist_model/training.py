@@ -29,7 +29,7 @@ from tensorflow import keras
 
 from mnist_model import artifacts, augment, config
 from mnist_model.data import MnistData, load_mnist
-from mnist_model.evaluate import test_metrics
+from mnist_model.evaluation import test_metrics
 from mnist_model.model import build_model
 from mnist_model.settings import TrainingSettings
 
@@ -145,6 +145,8 @@ def train(
 
 
 def _train_and_save(settings, data, root, key, progress, stop, notes, *, save: bool) -> TrainedRun:
+    # One line per real training run, so that a server's log shows how often it trained.
+    log.info("training %s (%s)", key, settings.describe())
     started = time.perf_counter()
     model, history = fit(settings, data, progress=progress, stop=stop)
     train_seconds = time.perf_counter() - started
@@ -303,8 +305,3 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
 def _report(progress, phase, epoch, settings, fraction, elapsed, history) -> None:
     if progress is not None:
         progress(Progress(phase, epoch, settings.epochs, fraction, elapsed, tuple(history)))
-
-
-def list_runs(artifacts_dir: Path | None = None) -> list[artifacts.RunRecord]:
-    """The cached runs (settings, history, test accuracy, date), newest first."""
-    return artifacts.list_runs(Path(artifacts_dir) if artifacts_dir is not None else config.artifacts_dir())

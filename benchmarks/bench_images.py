@@ -1,0 +1,155 @@
+"""Preprocessing speed and accuracy on realistic images: the figures the README reports.
+
+Speed: a 280x280 canvas drawing and a 12-megapixel phone JPEG, median of many runs, end to end
+(array or bytes in, 28x28 out) after one warm-up call. Targets (from the issue): a canvas in at
+most 5 ms, a 12-megapixel JPEG in at most 150 ms. The JPEG is made here: a digit on unevenly lit
+paper, 4000x3000, quality 90, like a phone photo.
+
+Accuracy (``--accuracy``, needs MNIST): the generated realistic set of tests/realistic_digits.py,
+classified after preprocessing and after a naive resize, by the default model and by the
+augmented one (``--cnn`` adds the recommended convolutional net, which takes minutes to train).
+Trained models are cached as usual, in ``$MNIST_ARTIFACTS``.
+
+    python -m benchmarks.bench_images [--repeats 50] [--accuracy [--seeds 0 1 2] [--cnn]]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import io
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from mnist_model.images import preprocess_canvas, preprocess_file
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+TARGET_MS = {"canvas 280x280 RGBA": 5.0, "JPEG 4000x3000 (12 MP)": 150.0}
+
+
+def make_canvas() -> np.ndarray:
+    """uint8 (280, 280, 4): a 3 drawn in white with a 20-pixel brush on a transparent canvas."""
+    canvas = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(canvas)
+    draw.arc((80, 40, 200, 140), 200, 450, fill=(255, 255, 255, 255), width=20)
+    draw.arc((70, 120, 210, 240), 270, 160, fill=(255, 255, 255, 255), width=20)
+    return np.asarray(canvas)
+
+
+def make_phone_jpeg() -> bytes:
+    """A 4000x3000 JPEG of a dark 3 on grey, unevenly lit, slightly noisy paper."""
+    rng = np.random.default_rng(0)
+    width, height = 1000, 750
+    lighting = np.linspace(0.65, 0.95, width, dtype=np.float32)[None, :] * np.ones((height, 1), np.float32)
+    paper = lighting + rng.normal(0, 0.02, (height, width)).astype(np.float32)
+    image = Image.fromarray(np.clip(paper * 255, 0, 255).astype(np.uint8)).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    draw.arc((380, 180, 620, 380), 200, 450, fill=(25, 25, 40), width=28)
+    draw.arc((360, 340, 640, 580), 270, 160, fill=(25, 25, 40), width=28)
+    buffer = io.BytesIO()
+    image.resize((4000, 3000), Image.Resampling.BICUBIC).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def median_ms(action, repeats: int) -> float:
+    action()
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        timings.append(time.perf_counter() - started)
+    return 1000 * statistics.median(timings)
+
+
+def speed(repeats: int) -> None:
+    canvas = make_canvas()
+    jpeg = make_phone_jpeg()
+    cases = {
+        "canvas 280x280 RGBA": lambda: preprocess_canvas(canvas),
+        "JPEG 4000x3000 (12 MP)": lambda: preprocess_file(jpeg),
+    }
+    print(f"Preprocessing to 28x28, median of {repeats} runs (JPEG: {len(jpeg) / 1e6:.1f} MB)")
+    print(f"{'input':<24} {'median ms':>10} {'target ms':>10}  verdict")
+    for name, action in cases.items():
+        milliseconds = median_ms(action, repeats)
+        verdict = "ok" if milliseconds <= TARGET_MS[name] else "SLOW"
+        print(f"{name:<24} {milliseconds:>10.1f} {TARGET_MS[name]:>10.0f}  {verdict}")
+
+
+def _realistic_digits():
+    """tests/realistic_digits.py, which is a test helper rather than part of the package."""
+    spec = importlib.util.spec_from_file_location("realistic_digits", PROJECT / "tests" / "realistic_digits.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # Dataclasses look their module up while being defined.
+    spec.loader.exec_module(module)
+    return module
+
+
+def accuracy(seeds: list[int], with_cnn: bool) -> None:
+    from mnist_model import TrainingSettings, load_mnist, train
+
+    realistic = _realistic_digits()
+    samples = [sample for seed in seeds for sample in realistic.realistic_set(300, seed=seed)]
+    labels = np.array([sample.label for sample in samples])
+    styles = np.array([sample.style for sample in samples])
+    preprocessed = np.stack(
+        [
+            preprocess_canvas(sample.canvas).model_input
+            if sample.canvas is not None
+            else preprocess_file(sample.data).model_input
+            for sample in samples
+        ]
+    )
+    naive = np.stack(
+        [
+            np.asarray(
+                (Image.fromarray(sample.canvas) if sample.canvas is not None else Image.open(io.BytesIO(sample.data)))
+                .convert("L")
+                .resize((28, 28)),
+                dtype=np.float32,
+            )
+            / 255.0
+            for sample in samples
+        ]
+    )
+    candidates = {"default (mlp)": TrainingSettings(), "mlp, augmented": TrainingSettings(augment=True)}
+    if with_cnn:
+        candidates["cnn, recommended"] = TrainingSettings.recommended("cnn")
+    data = load_mnist()
+    print(f"\nRealistic set: {len(samples)} images (seeds {', '.join(map(str, seeds))}), {len(set(styles))} styles")
+    header = f"{'model':<18} {'MNIST test':>10} {'realistic':>10} {'naive resize':>13}  " + "  ".join(
+        f"{style:>16}" for style in realistic.STYLES
+    )
+    print(header)
+    for name, settings in candidates.items():
+        run = train(settings, data=data)
+        predicted = run.model.predict(preprocessed, verbose=0).argmax(axis=1)
+        naive_predicted = run.model.predict(naive, verbose=0).argmax(axis=1)
+        correct = predicted == labels
+        by_style = "  ".join(f"{correct[styles == style].mean():>16.1%}" for style in realistic.STYLES)
+        print(
+            f"{name:<18} {run.test_accuracy:>10.2%} {correct.mean():>10.1%} "
+            f"{(naive_predicted == labels).mean():>13.1%}  {by_style}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=50, help="timed runs per case (default 50)")
+    parser.add_argument("--accuracy", action="store_true", help="also measure accuracy on the realistic set")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="realistic sets to use (default 0)")
+    parser.add_argument("--cnn", action="store_true", help="include the recommended cnn in the accuracy table")
+    arguments = parser.parse_args()
+    speed(arguments.repeats)
+    if arguments.accuracy:
+        accuracy(arguments.seeds, arguments.cnn)
+
+
+if __name__ == "__main__":
+    main()

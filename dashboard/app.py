@@ -1,0 +1,37 @@
+"""The dashboard's entry point: page configuration, navigation and the shared sidebar.
+
+Run it from the project root with ``streamlit run dashboard/app.py``. Each page is a short script in
+``dashboard/views/``; everything they show comes from :mod:`mnist_model`.
+"""
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+# `streamlit run dashboard/app.py` puts dashboard/ on the import path, but the packages live one up.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+from dashboard import ui  # noqa: E402  (needs the project root on the import path)
+
+PAGES = Path(__file__).parent / "views"
+
+st.set_page_config(page_title="MNIST dashboard", page_icon=":material/draw:", layout="wide")
+
+page = st.navigation(
+    {
+        "Train and inspect": [
+            st.Page(PAGES / "overview.py", title="Overview", icon=":material/dashboard:", default=True),
+            st.Page(PAGES / "training.py", title="Training", icon=":material/model_training:"),
+            st.Page(PAGES / "evaluation.py", title="Evaluation", icon=":material/grid_on:"),
+            st.Page(PAGES / "model.py", title="Model", icon=":material/account_tree:"),
+        ],
+        "Try it": [
+            st.Page(PAGES / "predict.py", title="Predict", icon=":material/draw:"),
+        ],
+    }
+)
+ui.sidebar()
+page.run()

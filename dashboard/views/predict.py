@@ -1,0 +1,106 @@
+"""Predict: the model in use on a test image, an uploaded file, or a digit drawn by hand."""
+
+import numpy as np
+import streamlit as st
+from streamlit_drawable_canvas import st_canvas
+
+from dashboard import charts, state, ui
+from mnist_model import images
+
+# File-name endings offered in the file picker for the formats mnist_model.images reads.
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp"]
+STEPS = {"decoded": "As uploaded", "grey": "Grey, paper removed", "cropped": "Digit cropped", "final": "28x28 input"}
+
+
+def show_prediction(image: np.ndarray, true_label: int | None = None) -> None:
+    """The predicted digit, its probability and the bar chart of all ten, for one (28, 28) image."""
+    digit, confidence, probabilities = state.predictor(state.selected_settings()).predict_digit(image)
+    columns = st.columns(2 if true_label is None else 3)
+    columns[0].metric("Predicted digit", digit)
+    columns[1].metric("Confidence", f"{confidence:.1%}")
+    if true_label is not None:
+        correct = digit == true_label
+        columns[2].metric(
+            "True label",
+            true_label,
+            delta="correct" if correct else "wrong",
+            delta_color="normal" if correct else "inverse",
+            delta_arrow="off",
+        )
+    st.plotly_chart(charts.probability_bars(probabilities, true_label=true_label))
+
+
+def random_index(count: int) -> None:
+    st.session_state["test_index"] = int(np.random.default_rng().integers(count))
+
+
+@st.fragment
+def test_image() -> None:
+    data = state.dataset()
+    test_images, test_labels = data.test_images, data.test_labels
+    left, right = st.columns([1, 2], gap="large")
+    with left:
+        index = st.number_input(
+            f"Test image (0 to {len(test_images) - 1})", 0, len(test_images) - 1, **state.remembered("test_index", 0)
+        )
+        st.button("Random image", on_click=random_index, args=(len(test_images),), icon=":material/casino:")
+        st.image(charts.pixelated(test_images[index], 8), caption=f"Test image #{index}")
+    with right:
+        show_prediction(test_images[index], int(test_labels[index]))
+
+
+@st.fragment
+def upload() -> None:
+    uploaded = st.file_uploader("An image of one digit", type=UPLOAD_TYPES, key="upload")
+    if uploaded is None:
+        st.info("Upload a photo, scan or drawing of one digit, dark on light or light on dark.")
+        return
+    try:
+        prepared = images.preprocess_file(uploaded, name=uploaded.name)
+    except images.ImageError as error:
+        st.error(f"**This file cannot be used.** {error}")
+        return
+    for column, (step, caption) in zip(st.columns(len(STEPS)), STEPS.items(), strict=True):
+        picture = getattr(prepared, step)
+        column.image(charts.pixelated(picture, 6) if step == "final" else picture, caption=caption, width=168)
+    if prepared.notes:
+        st.caption("Preprocessing: " + "; ".join(prepared.notes) + ".")
+    show_prediction(prepared.model_input)
+
+
+@st.fragment
+def draw() -> None:
+    left, right = st.columns([1, 2], gap="large")
+    with left:
+        st.caption("Draw with the mouse, a pen or a finger; the bin above the box clears it.")
+        drawing = st_canvas(
+            stroke_width=20,
+            stroke_color="#ffffff",
+            background_color="#000000",
+            width=280,
+            height=280,
+            return_image_data=True,
+            key="canvas",
+        )
+    with right:
+        if drawing.image_data is None:
+            st.info("Draw a digit in the black box; the prediction updates as you draw.")
+            return
+        try:
+            prepared = images.preprocess_canvas(drawing.image_data)
+        except images.ImageError:
+            st.info("Draw a digit in the black box; the prediction updates as you draw.")
+            return
+        st.image(charts.pixelated(prepared.final, 4), caption="28x28 input")
+        show_prediction(prepared.model_input)
+
+
+st.title("Predict")
+ui.require_run()
+# Only the open tab runs: switching tabs reruns the page, which stays fast and remembers the tab.
+views = {"Test image": test_image, "Upload an image": upload, "Draw a digit": draw}
+tabs = st.tabs(list(views), **state.remembered("predict_tab", "Test image"))
+for tab, view in zip(tabs, views.values(), strict=True):
+    if tab.open:
+        with tab:
+            view()

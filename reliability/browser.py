@@ -1,0 +1,126 @@
+"""Driving the dashboard in headless Chromium: opening pages, uploading files, reading what is shown.
+
+Chromium is Debian's (``$CHROMIUM`` or ``chromium`` on the PATH); Playwright only drives it, nothing
+is downloaded. Each browser context is a separate Streamlit session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from playwright.sync_api import Browser, Page, sync_playwright
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+UPLOADER = '[data-testid="stFileUploader"]'
+ERROR_ALERT = '[data-testid="stAlertContentError"]'
+
+
+def chromium_executable() -> str:
+    found = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        raise RuntimeError("Chromium is not installed: apt-get install chromium, or set $CHROMIUM")
+    return found
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_executable(), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def metric_values(page: Page) -> dict[str, str]:
+    """Every ``st.metric`` on the page: label -> value as shown."""
+    values = {}
+    for metric in page.locator('[data-testid="stMetric"]').all():
+        label = metric.locator('[data-testid="stMetricLabel"]').inner_text().strip()
+        values[label] = metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
+    return values
+
+
+def wait_for_metric(page: Page, label: str, timeout: float) -> str | None:
+    """The value of the metric ``label`` once it appears, or None after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            value = metric_values(page).get(label)
+            if value:
+                return value
+        page.wait_for_timeout(500)
+    return None
+
+
+def open_upload_tab(page: Page, url: str, timeout: float = 120) -> None:
+    page.goto(f"{url}/predict", timeout=timeout * 1000)
+    page.get_by_role("tab", name="Upload an image").click(timeout=timeout * 1000)
+    page.locator(UPLOADER).wait_for(timeout=timeout * 1000)
+
+
+@dataclass(frozen=True)
+class UploadOutcome:
+    """What the page showed for one upload.
+
+    kind: "error" (the page's error message), "refused" (the uploader refused the file itself),
+    "prediction" (a predicted digit) or "nothing" (no answer within the time allowed).
+    """
+
+    kind: str
+    text: str = ""
+    digit: int | None = None
+    links_or_images: int = 0  # <a> and <img> elements inside the error message
+    seconds: float = 0.0
+
+
+def clear_uploads(page: Page, timeout: float = 30) -> None:
+    """Remove every file from the uploader and wait for the page to show its empty state again."""
+    uploader = page.locator(UPLOADER)
+    for _ in range(5):
+        buttons = uploader.locator('[data-testid="stFileChipDeleteBtn"] button')
+        if buttons.count() == 0:
+            break
+        buttons.first.click()
+        page.wait_for_timeout(200)
+    page.get_by_text("Upload a photo, scan or drawing").wait_for(timeout=timeout * 1000)
+
+
+def upload(page: Page, name: str, content: bytes, mime: str, timeout: float = 60) -> UploadOutcome:
+    """Upload one file through the Predict page's file uploader and read what the page answers."""
+    clear_uploads(page)
+    started = time.monotonic()
+    page.locator(f"{UPLOADER} input[type=file]").set_input_files(
+        files=[{"name": name, "mimeType": mime, "buffer": content}]
+    )
+    deadline = started + timeout
+    while time.monotonic() < deadline:
+        refused = page.locator(f'{UPLOADER} [data-testid="stFileChip"][aria-invalid="true"]')
+        if refused.count():
+            message = page.locator(f'{UPLOADER} [role="alert"]').all_inner_texts()
+            return UploadOutcome("refused", " ".join(message), seconds=time.monotonic() - started)
+        alert = page.locator(ERROR_ALERT)
+        if alert.count():
+            first = alert.first
+            markup = first.locator("a, img").count()
+            return UploadOutcome(
+                "error", first.inner_text(), links_or_images=markup, seconds=time.monotonic() - started
+            )
+        value = metric_values(page).get("Predicted digit")
+        if value:
+            digit = int(value) if value.isdigit() else None
+            return UploadOutcome("prediction", value, digit=digit, seconds=time.monotonic() - started)
+        page.wait_for_timeout(150)
+    return UploadOutcome("nothing", seconds=time.monotonic() - started)

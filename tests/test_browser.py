@@ -1,0 +1,230 @@
+"""The dashboard in a real browser: `streamlit run` on a local port, driven by headless Chromium.
+
+One server is started for the module with an empty artifacts folder, so its first visitor sees the
+default model trained once, with progress. The test then opens every page, checks the digit shown
+for a test index and for an uploaded image against ``mnist_model`` run here, uploads a file that is
+not an image, and saves a screenshot of each page to ``test-output/screenshots/``.
+
+Needs Chromium (``$CHROMIUM``, or ``chromium`` on the PATH, as Debian's package installs it) and the
+``playwright`` package; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+
+import mnist_model
+from mnist_model import images
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOTS = PROJECT_ROOT / "test-output" / "screenshots"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# The first visit trains the default model (seconds on a laptop, up to a few minutes on a slow runner).
+FIRST_TRAINING_SECONDS = 300
+PAGE_SECONDS = 30
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def chromium_path() -> str:
+    found = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        message = "Chromium is not installed (apt-get install chromium, or set $CHROMIUM)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+@pytest.fixture(scope="module")
+def server(mnist_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The dashboard's URL and its (initially empty) artifacts folder."""
+    artifacts = tmp_path_factory.mktemp("browser-artifacts")
+    port = free_port()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    log = open(SCREENSHOTS.parent / "streamlit-server.log", "wb")  # noqa: SIM115  (closed below)
+    environment = {
+        **os.environ,
+        "MNIST_DATA": str(mnist_path),
+        "MNIST_ARTIFACTS": str(artifacts),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    command = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true"]
+    command += ["--server.port", str(port), "--server.address", "127.0.0.1"]
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.read() == b"ok":
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not start; see {log.name}")
+            time.sleep(0.3)
+        yield url, artifacts
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def metric_value(page: Page, label: str) -> Locator:
+    metric = page.locator('[data-testid="stMetric"]').filter(
+        has=page.locator('[data-testid="stMetricLabel"]', has_text=label)
+    )
+    return metric.locator('[data-testid="stMetricValue"]')
+
+
+def open_page(page: Page, title: str, heading: str | None = None) -> None:
+    """Click a page in the sidebar and wait for its heading (the page title unless given)."""
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(heading or title, timeout=PAGE_SECONDS * 1000)
+
+
+def screenshot(page: Page, name: str) -> None:
+    """The whole page: the viewport is stretched to the height of the app's scrolling main area."""
+    page.wait_for_timeout(800)  # Let charts finish their first draw.
+    height = page.evaluate("document.querySelector('[data-testid=stMain]').scrollHeight")
+    page.set_viewport_size({"width": 1400, "height": min(max(height, 900), 3000)})
+    page.wait_for_timeout(400)
+    page.screenshot(path=SCREENSHOTS / f"{name}.png")
+    page.set_viewport_size({"width": 1400, "height": 900})
+
+
+def upload_file(tmp_path: Path, test_index: int) -> Path:
+    """A MNIST test image as people photograph digits: eight times larger, dark ink on white."""
+    path = tmp_path / f"digit-{test_index}.png"
+    digit = mnist_model.load_mnist().test_images[test_index]
+    Image.fromarray(255 - digit).resize((224, 224), Image.Resampling.NEAREST).save(path)
+    return path
+
+
+def test_the_dashboard_trains_explains_and_predicts_in_a_browser(server, browser: Browser, tmp_path: Path) -> None:
+    url, artifacts = server
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    # The first visit trains the default model once, showing progress, then shows its test metrics.
+    page.goto(url)
+    expect(metric_value(page, "Test accuracy")).to_have_text(re.compile(r"%$"), timeout=FIRST_TRAINING_SECONDS * 1000)
+    run = mnist_model.train(mnist_model.TrainingSettings(), artifacts_dir=artifacts)
+    assert run.from_cache, "the server should have cached the run it trained"
+    expect(metric_value(page, "Test accuracy")).to_have_text(f"{run.test_accuracy:.2%}")
+    screenshot(page, "overview")
+
+    open_page(page, "Training")
+    expect(page.get_by_text("Cached runs")).to_be_visible()
+    screenshot(page, "training")
+
+    open_page(page, "Evaluation")
+    expect(page.get_by_text("Misclassified test images")).to_be_visible(timeout=PAGE_SECONDS * 1000)
+    screenshot(page, "evaluation")
+    # Clicking a cell of the confusion matrix shows that cell's images.
+    data = mnist_model.load_mnist()
+    confusion = mnist_model.evaluate(run.model, data.test_images, data.test_labels).confusion
+    page.wait_for_timeout(500)
+    ticks = page.locator('[data-testid="stPlotlyChart"]').first
+    column = ticks.locator(".xtick text", has_text="3").bounding_box()
+    row = ticks.locator(".ytick text", has_text="5").bounding_box()
+    page.mouse.click(column["x"] + column["width"] / 2, row["y"] + row["height"] / 2)
+    expect(page.get_by_text(f"{confusion[5, 3]:,} images, most confident")).to_be_visible()
+
+    open_page(page, "Model")
+    expect(metric_value(page, "Parameters")).to_have_text(f"{run.model.count_params():,}")
+    screenshot(page, "model")
+
+    # A test index: the digit on screen is the one the model predicts for that image.
+    predictor = mnist_model.Predictor(run.model)
+    test_images = mnist_model.load_mnist().test_images
+    open_page(page, "Predict")
+    index_input = page.get_by_label("Test image (0 to 9999)")
+    for index in (1234, 8):
+        index_input.fill(str(index))
+        index_input.press("Enter")
+        expect(page.get_by_text(f"Test image #{index}")).to_be_visible()
+        digit, _, _ = predictor.predict_digit(test_images[index])
+        expect(metric_value(page, "Predicted digit")).to_have_text(str(digit))
+    screenshot(page, "predict")
+
+    # The index survives a page switch.
+    open_page(page, "Overview", "MNIST digit classifier")
+    open_page(page, "Predict")
+    expect(page.get_by_label("Test image (0 to 9999)")).to_have_value("8")
+
+    # An uploaded image: its preprocessing steps and the model's prediction for it.
+    page.get_by_role("tab", name="Upload an image").click()
+    uploader = page.locator('[data-testid="stFileUploaderDropzoneInput"]')
+    good = upload_file(tmp_path, 7)
+    expected, _, _ = predictor.predict_digit(images.preprocess_file(good.read_bytes()).model_input)
+    uploader.set_input_files(good)
+    expect(metric_value(page, "Predicted digit")).to_have_text(str(expected), timeout=PAGE_SECONDS * 1000)
+    expect(page.get_by_text("28x28 input")).to_be_visible()
+    screenshot(page, "predict-upload")
+
+    # A file that is not an image: a clear message, no traceback, and the page keeps working.
+    bad = tmp_path / "notes.png"
+    bad.write_text("shopping list: eggs, milk")
+    uploader.set_input_files(bad)
+    expect(page.get_by_text("This file cannot be used.")).to_be_visible(timeout=PAGE_SECONDS * 1000)
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+    uploader.set_input_files(good)
+    expect(metric_value(page, "Predicted digit")).to_have_text(str(expected), timeout=PAGE_SECONDS * 1000)
+
+    # A drawing: a vertical stroke down the middle of the canvas reads as a one.
+    page.get_by_role("tab", name="Draw a digit").click()
+    expect(page.get_by_text("Draw a digit in the black box")).to_be_visible(timeout=PAGE_SECONDS * 1000)
+    canvas = page.locator('[data-testid="stMain"] canvas').last
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.2)
+    page.mouse.down()
+    for step in range(1, 13):
+        page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * (0.2 + 0.05 * step))
+    page.mouse.up()
+    expect(metric_value(page, "Predicted digit")).to_have_text("1", timeout=PAGE_SECONDS * 1000)
+    screenshot(page, "predict-draw")
+    page.close()
+
+    # A link straight to a page works in a new session too.
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{url}/model")
+    expect(metric_value(page, "Parameters")).to_have_text(f"{run.model.count_params():,}", timeout=PAGE_SECONDS * 1000)
+    page.close()
