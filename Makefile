@@ -4,12 +4,12 @@ PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: dashboard test lint browser benchmark reliability
+.PHONY: dashboard test system-packages benchmark reliability
 
 dashboard: $(INSTALLED)
 	$(PYTHON) -m streamlit run dashboard/app.py --server.port $(PORT)
 
-test: $(INSTALLED) browser
+test: $(INSTALLED) system-packages
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m pytest
@@ -17,6 +17,11 @@ test: $(INSTALLED) browser
 benchmark: $(INSTALLED)
 	$(PYTHON) -m benchmarks.bench_training
 	$(PYTHON) -m benchmarks.bench_images
+	$(PYTHON) -m benchmarks.bench_dashboard
+
+# The reliability suite: hostile files, load, faults (about 30 minutes; --quick is CI's share).
+reliability: $(INSTALLED) system-packages
+	$(PYTHON) -m reliability
 
 $(INSTALLED): requirements.txt
 	test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -24,9 +29,16 @@ $(INSTALLED): requirements.txt
 	$(PYTHON) -m pip install --quiet -r requirements.txt
 	touch $@
 
-# The browser test drives Debian's Chromium through Playwright.
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-		echo "Installing Debian's chromium for the browser test"; \
+# Debian packages the tests need: Chromium for the browser test, fonts for the generated set of
+# realistic digit images.
+DEBIAN_PACKAGES := chromium fonts-dejavu fonts-liberation fonts-freefont-ttf fonts-dkg-handwriting \
+	fonts-breip fonts-humor-sans fonts-sjfonts fonts-bwht fonts-comic-neue fonts-rufscript fonts-kaushanscript
+
+system-packages:
+	@command -v dpkg >/dev/null 2>&1 || { echo "Not Debian: install $(DEBIAN_PACKAGES) yourself"; exit 0; }; \
+	missing=$$(for package in $(DEBIAN_PACKAGES); do dpkg -s $$package >/dev/null 2>&1 || echo $$package; done); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:" $$missing; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi

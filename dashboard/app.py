@@ -4,6 +4,7 @@ Run it from the project root with ``streamlit run dashboard/app.py``. Each page 
 ``dashboard/views/``; everything they show comes from :mod:`mnist_model`.
 """
 
+import logging
 import sys
 from pathlib import Path
 
@@ -17,6 +18,14 @@ if str(PROJECT_ROOT) not in sys.path:
 from dashboard import ui  # noqa: E402  (needs the project root on the import path)
 
 PAGES = Path(__file__).parent / "views"
+
+# The server's log records each real training run (one line from mnist_model) and each warning.
+package_log = logging.getLogger("mnist_model")
+if not package_log.handlers:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    package_log.addHandler(handler)
+    package_log.setLevel(logging.INFO)
 
 st.set_page_config(page_title="MNIST dashboard", page_icon=":material/draw:", layout="wide")
 

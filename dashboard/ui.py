@@ -8,6 +8,8 @@ which point they rerun the whole page so it can fill in.
 
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
 import mnist_model
@@ -20,12 +22,22 @@ IDLE_POLL_SECONDS = 10.0
 _SEEN_RUNNING = "_jobs_seen_running"
 
 
+def literal(text: object) -> str:
+    """``text`` escaped so that Streamlit's Markdown shows it as typed (file names, paths, messages).
+
+    Every ASCII punctuation character gets a backslash, which CommonMark defines as that character
+    itself; this disarms emphasis, links, images, code, LaTeX (``$``), colour and emoji directives
+    (``:red[...]``) and HTML alike.
+    """
+    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", str(text))
+
+
 def require_data() -> mnist_model.MnistData:
     """MNIST, or stop the page with the loader's explanation of how to supply it."""
     try:
         return state.dataset()
     except mnist_model.DataError as error:
-        st.error(f"**MNIST could not be loaded.** {error}")
+        st.error(f"**MNIST could not be loaded.** {literal(error)}")
         st.stop()
 
 
@@ -39,7 +51,7 @@ def require_run() -> mnist_model.TrainedRun:
         live_training(settings)
         st.stop()
     for note in job.result.notes:
-        st.warning(note)
+        st.warning(literal(note))
     return state.trained_run(settings)
 
 
@@ -58,7 +70,7 @@ def _live_training(settings: mnist_model.TrainingSettings, curves: bool) -> None
     if job.result is not None:
         st.rerun()  # Training ended since the page ran: rerun the whole page to show the result.
     if job.error is not None:
-        st.error(job.error)
+        st.error(literal(job.error))
         st.button("Try again", on_click=mnist_model.start_training, args=(settings,), icon=":material/refresh:")
         return
     progress = job.progress

@@ -73,8 +73,18 @@ def load_mnist(path: str | os.PathLike | None = None) -> MnistData:
     the Keras cache, then Keras' download are tried. Results are kept in memory per source, so
     repeated calls are free; the arrays are read-only.
 
-    Raises DataError when nothing can be found or what was found is not valid MNIST.
+    Raises DataError when nothing can be found or what was found is not valid MNIST; its message
+    names the file, says what is wrong and how to supply a good copy.
     """
+    try:
+        return _load(path)
+    except DataError as error:
+        if _HOW_TO_SUPPLY in str(error):
+            raise
+        raise DataError(f"{error} {_HOW_TO_SUPPLY}") from error
+
+
+def _load(path: str | os.PathLike | None) -> MnistData:
     if path is None:
         path = config.configured_data_path()
         if path is None:

@@ -22,14 +22,17 @@ def build_model(settings: TrainingSettings) -> keras.Model:
     return builders[settings.architecture]()
 
 
+# Every layer is named explicitly. Keras otherwise numbers names from a global counter, which a
+# Streamlit server resets (``keras.backend.clear_session()`` after each script run) from another
+# thread; a reset in the middle of building a model would give two layers the same name.
 def _mlp() -> keras.Model:
     return keras.Sequential(
         [
-            keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE)),
-            keras.layers.Flatten(),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dense(NUM_CLASSES, activation="softmax"),
+            keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE), name="image"),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(128, activation="relu", name="dense_1"),
+            keras.layers.Dense(128, activation="relu", name="dense_2"),
+            keras.layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities"),
         ],
         name="mlp",
     )
@@ -38,17 +41,17 @@ def _mlp() -> keras.Model:
 def _cnn() -> keras.Model:
     return keras.Sequential(
         [
-            keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE)),
-            keras.layers.Reshape((IMAGE_SIZE, IMAGE_SIZE, 1)),
-            keras.layers.Conv2D(32, 3, activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(64, 3, activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Flatten(),
-            keras.layers.Dropout(0.3),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dropout(0.3),
-            keras.layers.Dense(NUM_CLASSES, activation="softmax"),
+            keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE), name="image"),
+            keras.layers.Reshape((IMAGE_SIZE, IMAGE_SIZE, 1), name="channel"),
+            keras.layers.Conv2D(32, 3, activation="relu", name="conv_1"),
+            keras.layers.MaxPooling2D(name="pool_1"),
+            keras.layers.Conv2D(64, 3, activation="relu", name="conv_2"),
+            keras.layers.MaxPooling2D(name="pool_2"),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dropout(0.3, name="dropout_1"),
+            keras.layers.Dense(128, activation="relu", name="dense"),
+            keras.layers.Dropout(0.3, name="dropout_2"),
+            keras.layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities"),
         ],
         name="cnn",
     )

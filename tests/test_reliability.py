@@ -68,7 +68,6 @@ SECTIONS = {
     "corrupted_cache_entries_are_detected_reported_and_rebuilt": "Faults: corrupted cache entries",
     "planted_model_files_are_refused_before_any_code_runs": "Faults: planted model files",
     "an_uncreatable_artifacts_folder_falls_back_to_memory": "Faults: artifacts folder missing and not creatable",
-    "the_dashboard_trains_and_serves_on_unwritable_storage": "Faults: dashboard with its artifacts folder",
     "missing_or_corrupt_mnist_is_explained_in_the_dashboard": "Faults: MNIST missing or corrupt",
 }
 

@@ -58,7 +58,7 @@ def upload() -> None:
     try:
         prepared = images.preprocess_file(uploaded, name=uploaded.name)
     except images.ImageError as error:
-        st.error(f"**This file cannot be used.** {error}")
+        st.error(f"**This file cannot be used.** {ui.literal(error)}")
         return
     for column, (step, caption) in zip(st.columns(len(STEPS)), STEPS.items(), strict=True):
         picture = getattr(prepared, step)

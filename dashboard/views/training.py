@@ -53,7 +53,7 @@ if submitted:
             cosine_decay=cosine_decay,
         )
     except ValueError as error:
-        st.error(f"These settings cannot be trained: {error}")
+        st.error(f"These settings cannot be trained: {ui.literal(error)}")
         st.stop()
     state.select_settings(settings)
     current = settings
