@@ -28,7 +28,7 @@ SELECTED_SETTINGS = "selected_settings"
 # How long a page waits for a newly started job, enough to load a cached run (about a second).
 CACHE_LOAD_SECONDS = 2.0
 # The jobs whose loaded model has been moved out of the garbage collector's sight (see freeze_heap).
-_frozen_jobs: set[int] = set()
+_frozen_jobs: set[tuple[int, str]] = set()
 
 
 def freeze_heap() -> None:
@@ -84,10 +84,12 @@ def training_job(settings: mnist_model.TrainingSettings) -> mnist_model.Training
     if job is None:
         job = mnist_model.start_training(settings)
         job.wait(timeout=CACHE_LOAD_SECONDS)
-    if job.result is not None and id(job) not in _frozen_jobs:
-        # TensorFlow and the model are loaded now and live as long as the server.
-        freeze_heap()
-        _frozen_jobs.add(id(job))
+    # Freeze once training has started (TensorFlow is imported by then, and every poll of the live
+    # progress would otherwise pay for collecting it) and once more when the model is ready.
+    for stage, reached in (("started", job.progress is not None), ("finished", job.result is not None)):
+        if reached and (id(job), stage) not in _frozen_jobs:
+            freeze_heap()
+            _frozen_jobs.add((id(job), stage))
     return job
 
 

@@ -24,9 +24,9 @@ class TrainingSettings:
     # Passes over the training set.
     epochs: int = 10
     # Images per optimiser step (split across devices under the mirrored strategy).
-    batch_size: int = 256
+    batch_size: int = 512
     # Adam's initial learning rate.
-    learning_rate: float = 2e-3
+    learning_rate: float = 3e-3
     # Anneal the learning rate to zero along a cosine over the whole run.
     cosine_decay: bool = True
     # Training images held out (chosen at random with the seed) to validate each epoch.
