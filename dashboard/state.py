@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import io
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,6 +42,26 @@ def freeze_heap() -> None:
     collected as usual.
     """
     gc.freeze()
+
+
+def keep_keras_state() -> None:
+    """Stop Streamlit's after-run clean-up from resetting Keras under a running training job.
+
+    After every script run, and every fragment run, Streamlit calls ``keras.backend.clear_session()``.
+    That resets TensorFlow's default graph and clears its kernel cache for every thread, so a job
+    training in the background re-creates the kernels of its loop after each page refresh: with eight
+    sessions polling progress, a 15-second training took 400 seconds. It also restarts Keras' layer
+    numbering in the middle of another thread's model. The dashboard never needs that clean-up, so
+    once Keras is loaded its ``clear_session`` is replaced, in this server process, by one that does
+    nothing.
+    """
+    keras = sys.modules.get("keras")
+    if keras is not None and keras.backend.clear_session is not _keep_session:
+        keras.backend.clear_session = _keep_session
+
+
+def _keep_session(*args, **kwargs) -> None:
+    """Stands in for ``keras.backend.clear_session`` in the dashboard's process: see keep_keras_state."""
 
 
 def selected_settings() -> mnist_model.TrainingSettings:
@@ -80,6 +101,7 @@ def training_job(settings: mnist_model.TrainingSettings) -> mnist_model.Training
     a progress bar for a second. A failed job is returned as it is, so a page can show its error
     instead of retrying on every visit.
     """
+    keep_keras_state()
     job = mnist_model.find_job(settings)
     if job is None:
         job = mnist_model.start_training(settings)

@@ -93,6 +93,7 @@ def describe_progress(progress: mnist_model.Progress | None) -> str:
 
 def sidebar() -> None:
     """The model selector and the status of every training job in this server process."""
+    state.keep_keras_state()
     with st.sidebar:
         _model_selector()
         running = bool(mnist_model.running_jobs())
@@ -118,6 +119,7 @@ def _model_selector() -> None:
 
 
 def _training_status() -> None:
+    state.keep_keras_state()
     running = mnist_model.running_jobs()
     seen = st.session_state.setdefault(_SEEN_RUNNING, set())
     finished = seen - {job.settings for job in running}
