@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from playwright.sync_api import Browser, Page, sync_playwright
 
+# Headless Chromium as root on a machine without network: the flags that keep it quiet and offline.
+# The browser test and the dashboard benchmark use them too.
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

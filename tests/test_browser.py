@@ -28,19 +28,12 @@ from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 import mnist_model
 from mnist_model import images
+from reliability.browser import CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = PROJECT_ROOT / "test-output" / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # The first visit trains the default model (seconds on a laptop, up to a few minutes on a slow runner).
 FIRST_TRAINING_SECONDS = 300
 PAGE_SECONDS = 30
