@@ -36,7 +36,7 @@ else:
     columns[2].metric("Validation accuracy", f"{val_accuracy:.2%}" if val_accuracy is not None else "n/a")
     columns[3].metric("Training time", f"{run.train_seconds:.0f} s", help="Time the run took when it was trained.")
     if job.result is None:
-        st.caption(f"{settings.describe()} · trained {run.created} · loading the model from the cache...")
+        st.caption(f"{settings.describe()} · loading the model from the cache · trained {run.created}")
         ui.live_training(settings)
     else:
         origin = "loaded from the cache" if run.from_cache else "trained in this server session"
