@@ -21,15 +21,15 @@ from mnist_model.jobs import TrainingJob, find_job, running_jobs, start_training
 from mnist_model.settings import TrainingSettings  # noqa: E402
 
 _LAZY = {
-    "EpochRecord": "mnist_model.training",
-    "Progress": "mnist_model.training",
+    "EpochRecord": "mnist_model.records",
+    "Progress": "mnist_model.records",
     "TrainedRun": "mnist_model.training",
-    "TrainingStopped": "mnist_model.training",
+    "TrainingStopped": "mnist_model.records",
     "train": "mnist_model.training",
     "Evaluation": "mnist_model.evaluation",
     "evaluate": "mnist_model.evaluation",
     "Predictor": "mnist_model.predict",
-    "ModelSummary": "mnist_model.model",
+    "ModelSummary": "mnist_model.records",
     "build_model": "mnist_model.model",
     "describe_layers": "mnist_model.model",
 }

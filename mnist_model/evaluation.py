@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from tensorflow import keras
 
 from mnist_model.data import NUM_CLASSES
+
+if TYPE_CHECKING:
+    from tensorflow import keras
 
 # Images per forward pass: large enough to amortise overhead, small enough to keep memory flat.
 _BATCH = 2000

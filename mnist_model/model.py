@@ -8,11 +8,10 @@ train on two CPU cores in a few minutes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from tensorflow import keras
 
 from mnist_model.data import IMAGE_SIZE, NUM_CLASSES
+from mnist_model.records import LayerInfo, ModelSummary
 from mnist_model.settings import TrainingSettings
 
 
@@ -55,38 +54,6 @@ def _cnn() -> keras.Model:
         ],
         name="cnn",
     )
-
-
-@dataclass(frozen=True)
-class LayerInfo:
-    """One row of a layer summary."""
-
-    name: str
-    type: str
-    output_shape: tuple
-    parameters: int
-    trainable: bool
-
-
-@dataclass(frozen=True)
-class ModelSummary:
-    layers: tuple[LayerInfo, ...]
-    total_parameters: int
-    trainable_parameters: int
-    non_trainable_parameters: int
-
-    def as_rows(self) -> list[dict]:
-        """The layers as plain dicts (for tables and JSON); shapes as strings like ``(None, 128)``."""
-        return [
-            {
-                "name": layer.name,
-                "type": layer.type,
-                "output_shape": str(layer.output_shape),
-                "parameters": layer.parameters,
-                "trainable": layer.trainable,
-            }
-            for layer in self.layers
-        ]
 
 
 def describe_layers(model: keras.Model) -> ModelSummary:

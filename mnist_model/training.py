@@ -31,6 +31,7 @@ from mnist_model import artifacts, augment, config
 from mnist_model.data import MnistData, load_mnist
 from mnist_model.evaluation import test_metrics
 from mnist_model.model import build_model
+from mnist_model.records import EpochRecord, Progress, TrainingStopped
 from mnist_model.settings import TrainingSettings
 
 log = logging.getLogger(__name__)
@@ -39,38 +40,6 @@ log = logging.getLogger(__name__)
 _CHUNKS_PER_EPOCH = 10
 # Validation batches: large, since inference needs no gradients.
 _EVAL_BATCH = 2000
-
-
-class TrainingStopped(Exception):
-    """Training was stopped on request before it finished; nothing was cached."""
-
-
-@dataclass(frozen=True)
-class EpochRecord:
-    epoch: int
-    loss: float
-    accuracy: float
-    val_loss: float
-    val_accuracy: float
-    seconds: float
-
-
-@dataclass(frozen=True)
-class Progress:
-    """A snapshot of a training run, passed to the progress callback."""
-
-    phase: str  # "loading", "training", "evaluating", "saving" or "done"
-    epoch: int  # the epoch under way (1-based); equals epochs when done
-    epochs: int
-    fraction: float  # of the whole run, 0 to 1
-    elapsed: float  # seconds since training started
-    history: tuple[EpochRecord, ...] = ()
-
-    @property
-    def seconds_left(self) -> float | None:
-        if self.phase != "training" or self.fraction <= 0:
-            return None
-        return self.elapsed * (1 - self.fraction) / self.fraction
 
 
 ProgressCallback = Callable[[Progress], None]

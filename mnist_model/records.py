@@ -1,0 +1,73 @@
+"""Plain records that cross process boundaries: training progress and history, layer summaries.
+
+They hold numbers and strings only and import no TensorFlow, so a process that merely shows them (the
+dashboard's web server) can receive them from the model workers without loading the framework.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class TrainingStopped(Exception):
+    """Training was stopped on request before it finished; nothing was cached."""
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int
+    loss: float
+    accuracy: float
+    val_loss: float
+    val_accuracy: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot of a training run, passed to the progress callback."""
+
+    phase: str  # "loading", "training", "evaluating", "saving" or "done"
+    epoch: int  # the epoch under way (1-based); equals epochs when done
+    epochs: int
+    fraction: float  # of the whole run, 0 to 1
+    elapsed: float  # seconds since training started
+    history: tuple[EpochRecord, ...] = ()
+
+    @property
+    def seconds_left(self) -> float | None:
+        if self.phase != "training" or self.fraction <= 0:
+            return None
+        return self.elapsed * (1 - self.fraction) / self.fraction
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One row of a layer summary."""
+
+    name: str
+    type: str
+    output_shape: tuple
+    parameters: int
+    trainable: bool
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    layers: tuple[LayerInfo, ...]
+    total_parameters: int
+    trainable_parameters: int
+    non_trainable_parameters: int
+
+    def as_rows(self) -> list[dict]:
+        """The layers as plain dicts (for tables and JSON); shapes as strings like ``(None, 128)``."""
+        return [
+            {
+                "name": layer.name,
+                "type": layer.type,
+                "output_shape": str(layer.output_shape),
+                "parameters": layer.parameters,
+                "trainable": layer.trainable,
+            }
+            for layer in self.layers
+        ]
