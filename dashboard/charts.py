@@ -6,38 +6,54 @@ evaluates or changes an image's content.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-import mnist_model
+from dashboard import formats
+from mnist_model import records
+
+if TYPE_CHECKING:
+    from mnist_model.artifacts import RunRecord
 
 DIGITS = list(range(10))
 TRAIN_COLOUR = "#2563eb"
 VALIDATION_COLOUR = "#f97316"
 HIGHLIGHT_COLOUR = "#16a34a"
 MUTED_COLOUR = "#94a3b8"
+NEUTRAL_COLOUR = "#e2e8f0"
+# Correct predictions (the diagonal) in blue, mistakes on their own white-to-red scale.
+CORRECT_SCALE = [[0.0, "#eff6ff"], [1.0, "#1d4ed8"]]
+MISTAKE_SCALE = [[0.0, "#ffffff"], [0.15, "#fde2c8"], [0.5, "#f97316"], [1.0, "#b91c1c"]]
 _MARGINS = {"l": 10, "r": 10, "t": 40, "b": 10}
+# Below the plot, clear of Plotly's mode bar (top right); the reserved margin keeps it off the axis title.
+_LEGEND_BELOW = {"orientation": "h", "x": 0, "xanchor": "left", "yref": "container", "y": 0, "yanchor": "bottom"}
+# At most this many ticks on a value axis: it bounds how fine a step Plotly picks, so tick labels can
+# be given just enough decimals (see _tick_format).
+_VALUE_TICKS = 6
 
 
-def _epochs(history: Sequence[mnist_model.EpochRecord | dict]) -> pd.DataFrame:
+def _epochs(history: Sequence[records.EpochRecord | dict]) -> pd.DataFrame:
     rows = [record if isinstance(record, dict) else vars(record) for record in history]
     return pd.DataFrame(rows, columns=["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"])
 
 
 def training_curves(
-    history: Sequence[mnist_model.EpochRecord | dict], *, show_loss: bool = False, epochs: int | None = None
+    history: Sequence[records.EpochRecord | dict], *, show_loss: bool = False, epochs: int | None = None
 ) -> go.Figure:
     """Training against validation accuracy per epoch (and loss on a second axis when asked).
 
     epochs: fixes the x axis to the whole run, so curves grow across it while training is under way.
+    Accuracy ticks read as percentages and loss ticks as round decimals, each with just enough places
+    for the range shown; the legend sits below the plot.
     """
     table = _epochs(history)
     figure = make_subplots(specs=[[{"secondary_y": True}]])
-    hover = "epoch %{x}<br>%{y:.4f}<br>%{customdata:.1f} s this epoch<extra>%{fullData.name}</extra>"
     series = [
         ("accuracy", "training accuracy", TRAIN_COLOUR),
         ("val_accuracy", "validation accuracy", VALIDATION_COLOUR),
@@ -46,6 +62,7 @@ def training_curves(
         series += [("loss", "training loss", TRAIN_COLOUR), ("val_loss", "validation loss", VALIDATION_COLOUR)]
     for column, name, colour in series:
         is_loss = "loss" in column
+        value = "%{y:.4f}" if is_loss else "%{y:.2%}"
         figure.add_trace(
             go.Scatter(
                 x=table["epoch"],
@@ -54,79 +71,174 @@ def training_curves(
                 name=name,
                 mode="lines+markers",
                 line={"color": colour, "dash": "dot" if is_loss else "solid"},
-                hovertemplate=hover,
+                hovertemplate=f"{value} (epoch took %{{customdata:.1f}} s)<extra>%{{fullData.name}}</extra>",
             ),
             secondary_y=is_loss,
         )
+    accuracy = table[["accuracy", "val_accuracy"]].to_numpy(dtype=float)
+    loss = table[["loss", "val_loss"]].to_numpy(dtype=float)
     figure.update_xaxes(title_text="epoch", range=[0.5, (epochs or max(len(table), 1)) + 0.5], dtick=1)
-    figure.update_yaxes(title_text="accuracy", tickformat=".1%", secondary_y=False)
-    figure.update_yaxes(title_text="loss", secondary_y=True, showgrid=False, visible=show_loss)
-    figure.update_layout(
-        height=360, margin=_MARGINS, hovermode="x unified", legend={"orientation": "h", "y": 1.12, "x": 0}
+    figure.update_yaxes(
+        title_text="accuracy", tickformat=_tick_format(accuracy, percent=True), nticks=_VALUE_TICKS, secondary_y=False
     )
+    # Plotly's default for an overlaying axis is tickmode "sync": ticks at the accuracy axis's grid
+    # lines, which land on values such as 1.979 and 1.66. Loss gets its own round ticks instead.
+    figure.update_yaxes(
+        title_text="loss",
+        tickmode="auto",
+        nticks=_VALUE_TICKS,
+        tickformat=_tick_format(loss, percent=False),
+        secondary_y=True,
+        showgrid=False,
+        visible=show_loss,
+    )
+    figure.update_layout(height=360, margin=_MARGINS, hovermode="x unified", legend=_LEGEND_BELOW)
     return figure
 
 
-def run_comparison(runs: Sequence[mnist_model.RunRecord], metric: str) -> go.Figure:
-    """One line per cached run: ``metric`` (a history column such as ``val_accuracy``) per epoch."""
+def run_comparison(runs: Sequence[RunRecord], metric: str) -> go.Figure:
+    """One line per cached run: ``metric`` (a history column such as ``val_accuracy``) per epoch.
+
+    Each run is named by its short label in the legend and by its full description on hover.
+    """
     figure = go.Figure()
+    values = []
     for run in runs:
         table = _epochs(run.history)
+        values.append(table[metric].to_numpy(dtype=float))
         figure.add_trace(
             go.Scatter(
                 x=table["epoch"],
                 y=table[metric],
-                name=run.settings.describe(),
+                name=formats.short_settings(run.settings),
                 mode="lines+markers",
-                hovertemplate="epoch %{x}: %{y:.4f}<extra>%{fullData.name}</extra>",
+                hovertemplate="epoch %{x}: %{y:" + (".2%" if "accuracy" in metric else ".4f") + "}"
+                f"<extra>{run.settings.describe()}</extra>",
             )
         )
     is_accuracy = "accuracy" in metric
     figure.update_xaxes(title_text="epoch", dtick=1)
-    figure.update_yaxes(title_text=metric.replace("_", " "), tickformat=".1%" if is_accuracy else None)
-    figure.update_layout(height=360, margin=_MARGINS, showlegend=True, legend={"orientation": "h", "y": -0.2, "x": 0})
+    figure.update_yaxes(
+        title_text=metric.replace("_", " "),
+        nticks=_VALUE_TICKS,
+        tickformat=_tick_format(np.concatenate(values) if values else np.array([]), percent=is_accuracy),
+    )
+    figure.update_layout(height=360, margin=_MARGINS, showlegend=True, legend=_LEGEND_BELOW)
     return figure
 
 
-def confusion_heatmap(confusion: np.ndarray, *, normalise: bool) -> go.Figure:
-    """The confusion matrix (rows true digits, columns predicted), as counts or as shares of each row.
+def confusion_heatmap(
+    confusion: np.ndarray, *, normalise: bool, mistakes_only: bool = False, size: int = 520
+) -> go.Figure:
+    """The confusion matrix: y the true digit (rows, top to bottom), x the predicted digit (columns).
+
+    confusion: int array (10, 10), images per (true, predicted) pair. normalise: show each cell as a
+    share of its row (of the images of that true digit) instead of a count; shares have one decimal
+    and a non-zero count never reads as 0% (see :func:`formats.percent`).
+
+    The mistakes (off the diagonal) have a colour scale of their own, from zero to the largest
+    mistake, so that 11 images read as clearly as 100; otherwise the 1,000-odd correct images of each
+    digit would leave every mistake pale. The diagonal is a separate trace on its own blue scale, or,
+    with ``mistakes_only``, flat grey without text (its values stay in the hover). Zero-count mistakes
+    are left blank. Cells are square, ``size`` pixels being the figure's width and height.
 
     A transparent marker sits on every cell so that a click selects the cell (Streamlit reports
-    selections of points, not of heatmap cells).
+    selections of points, not of heatmap cells): a selected point's x is the predicted digit, its y
+    the true digit.
     """
+    confusion = np.asarray(confusion)
     row_totals = confusion.sum(axis=1, keepdims=True)
     shares = confusion / np.maximum(row_totals, 1)
-    shown = shares if normalise else confusion
-    figure = go.Figure(
+    shown = shares if normalise else confusion.astype(float)
+    diagonal = np.eye(len(DIGITS), dtype=bool)
+    share_text = np.vectorize(formats.percent, otypes=[str])(shares)
+    text = np.where(confusion == 0, "", share_text if normalise else confusion.astype(str))
+
+    mistakes = np.where(diagonal, np.nan, shown)
+    largest_mistake = float(np.nanmax(mistakes))
+    mistake_range = largest_mistake if largest_mistake > 0 else (0.01 if normalise else 1.0)
+    correct = np.where(diagonal, shown, np.nan)
+    figure = go.Figure()
+    figure.add_trace(
         go.Heatmap(
-            z=shown,
+            z=_with_gaps(correct),
             x=DIGITS,
             y=DIGITS,
-            colorscale="Blues",
+            colorscale=[[0, NEUTRAL_COLOUR], [1, NEUTRAL_COLOUR]] if mistakes_only else CORRECT_SCALE,
             zmin=0,
-            zmax=1 if normalise else None,
-            text=np.vectorize(lambda value: f"{value:.0%}" if normalise else f"{value:d}")(shown),
+            zmax=float(np.nanmax(correct)) or 1.0,
+            text=np.where(diagonal, "" if mistakes_only else text, ""),
             texttemplate="%{text}",
             hoverinfo="skip",
-            colorbar={"title": "share of row" if normalise else "images", "tickformat": ".0%" if normalise else None},
+            showscale=False,
+            xgap=1,
+            ygap=1,
+            name="correct",
+        )
+    )
+    figure.add_trace(
+        go.Heatmap(
+            z=_with_gaps(mistakes),
+            x=DIGITS,
+            y=DIGITS,
+            colorscale=MISTAKE_SCALE,
+            zmin=0,
+            zmax=mistake_range,
+            text=np.where(diagonal, "", text),
+            texttemplate="%{text}",
+            hoverinfo="skip",
+            xgap=1,
+            ygap=1,
+            name="mistakes",
+            colorbar={
+                "title": {"text": "share of row" if normalise else "images", "side": "right"},
+                "nticks": _VALUE_TICKS,
+                # Counts tick at whole numbers only, however few mistakes there are.
+                "tickformat": _tick_format(np.array([0.0, mistake_range]), percent=True) if normalise else "d",
+                "dtick": None if normalise or mistake_range > _VALUE_TICKS else 1,
+                "thickness": 12,
+                "len": 0.8,
+            },
         )
     )
     true_digits, predicted_digits = np.meshgrid(DIGITS, DIGITS, indexing="ij")
+    totals = np.broadcast_to(row_totals, confusion.shape)
+    cell = max(12, int((size - 110) / len(DIGITS)))
     figure.add_trace(
         go.Scatter(
             x=predicted_digits.ravel(),
             y=true_digits.ravel(),
-            customdata=np.stack([confusion.ravel(), shares.ravel()], axis=1),
+            customdata=[
+                [int(count), share, int(total)]
+                for count, share, total in zip(confusion.ravel(), share_text.ravel(), totals.ravel(), strict=True)
+            ],
             mode="markers",
-            marker={"size": 28, "symbol": "square", "opacity": 0},
-            hovertemplate="true %{y}, predicted %{x}<br>%{customdata[0]} images (%{customdata[1]:.1%} of row)"
-            "<extra></extra>",
+            marker={"size": cell, "symbol": "square", "opacity": 0},
+            hovertemplate="true %{y}, predicted %{x}<br>%{customdata[0]:,} images: %{customdata[1]} "
+            "of the %{customdata[2]:,} true %{y}s<extra></extra>",
             showlegend=False,
         )
     )
-    figure.update_xaxes(title_text="predicted digit", dtick=1, side="top", range=[-0.5, 9.5], showgrid=False)
-    figure.update_yaxes(title_text="true digit", dtick=1, range=[9.5, -0.5], showgrid=False)
-    figure.update_layout(height=480, margin=_MARGINS, clickmode="event+select", dragmode=False)
+    figure.update_xaxes(
+        title_text="predicted digit", dtick=1, side="top", range=[-0.5, 9.5], showgrid=False, constrain="domain"
+    )
+    figure.update_yaxes(
+        title_text="true digit",
+        dtick=1,
+        range=[9.5, -0.5],
+        showgrid=False,
+        scaleanchor="x",
+        scaleratio=1,
+        constrain="domain",
+    )
+    figure.update_layout(
+        width=size,
+        height=size,
+        margin=_MARGINS,
+        clickmode="event+select",
+        dragmode=False,
+        plot_bgcolor="white",
+    )
     return figure
 
 
@@ -167,7 +279,7 @@ def class_balance(counts: pd.DataFrame) -> go.Figure:
         )
     figure.update_xaxes(title_text="digit", type="category")
     figure.update_yaxes(title_text="images")
-    figure.update_layout(height=320, margin=_MARGINS, barmode="group", legend={"orientation": "h", "y": 1.12})
+    figure.update_layout(height=320, margin=_MARGINS, barmode="group", legend=_LEGEND_BELOW)
     return figure
 
 
@@ -200,6 +312,29 @@ def weight_histogram(weights: dict[str, np.ndarray], *, bins: int = 60) -> go.Fi
     figure.update_yaxes(title_text="count", row=1, col=1)
     figure.update_layout(height=340, margin=_MARGINS, bargap=0)
     return figure
+
+
+def _tick_format(values: np.ndarray, *, percent: bool) -> str:
+    """A d3 tick format with just enough decimals for the ticks Plotly picks for ``values``.
+
+    Plotly's tick step is at least the axis range over ``nticks`` (rounded up to 1, 2 or 5 times a
+    power of ten), so the decimals of that bound are enough: ticks read 0.5, 1.0, 1.5 or 96%, 98%,
+    never 1.979 or 97.123%.
+    """
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    span = float(finite.max() - finite.min()) if finite.size else 0.0
+    if percent:
+        span *= 100
+    if span <= 0:
+        return ".1%" if percent else ".3~g"
+    decimals = max(0, -math.floor(math.log10(span / _VALUE_TICKS)))
+    return f".{decimals}%" if percent else f".{decimals}f"
+
+
+def _with_gaps(values: np.ndarray) -> list[list[float | None]]:
+    """A float matrix as nested lists with None for NaN: cells Plotly leaves empty."""
+    return [[None if math.isnan(value) else float(value) for value in row] for row in values]
 
 
 def mosaic(images: np.ndarray, gap: int = 2) -> np.ndarray:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import math
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from dashboard import formats
+from dashboard import charts, formats
 from mnist_model.records import EpochRecord
 from mnist_model.settings import TrainingSettings
 
@@ -182,3 +187,189 @@ def test_dashboard_formatting_and_charts_import_no_tensorflow():
     code = "import sys, dashboard.charts, dashboard.formats; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False"]
+
+
+def confusion_matrix(seed: int = 0) -> np.ndarray:
+    """A plausible test-set confusion matrix: about 1,000 images per digit, most of them right.
+
+    Row 4 holds 1,010 images of a 4, 11 of them read as a 9 (the user's report); row 1 holds a
+    single mistake among 20,000 images, a share that rounds to 0.0%.
+    """
+    rng = np.random.default_rng(seed)
+    confusion = rng.poisson(2, (10, 10)) * (rng.random((10, 10)) < 0.4)
+    np.fill_diagonal(confusion, rng.integers(950, 1100, 10))
+    confusion[4] = 0
+    confusion[4, 4], confusion[4, 9] = 999, 11
+    confusion[1] = 0
+    confusion[1, 1], confusion[1, 7] = 19999, 1
+    return confusion
+
+
+def heatmap(figure, name: str):
+    return next(trace for trace in figure.data if trace.type == "heatmap" and trace.name == name)
+
+
+def cell_texts(figure) -> np.ndarray:
+    """What each cell shows: the text of whichever heatmap trace fills it."""
+    correct, mistakes = heatmap(figure, "correct"), heatmap(figure, "mistakes")
+    diagonal = np.eye(10, dtype=bool)
+    return np.where(diagonal, np.array(correct.text), np.array(mistakes.text))
+
+
+@pytest.mark.parametrize("mistakes_only", [False, True])
+@pytest.mark.parametrize("normalise", [False, True])
+def test_mistakes_have_a_colour_scale_without_the_diagonal(normalise, mistakes_only):
+    confusion = confusion_matrix()
+    figure = charts.confusion_heatmap(confusion, normalise=normalise, mistakes_only=mistakes_only)
+    shown = confusion / confusion.sum(axis=1, keepdims=True) if normalise else confusion
+    off_diagonal = ~np.eye(10, dtype=bool)
+    mistakes = heatmap(figure, "mistakes")
+    assert (mistakes.zmin, mistakes.zmax) == (0, pytest.approx(shown[off_diagonal].max()))
+    assert mistakes.zmax < shown.diagonal().min() / 10
+    assert all(mistakes.z[digit][digit] is None for digit in range(10))
+    correct = heatmap(figure, "correct")
+    assert all(correct.z[true][predicted] is None for true, predicted in zip(*np.nonzero(off_diagonal), strict=True))
+    assert correct.showscale is False
+
+
+def test_mistakes_only_shows_the_diagonal_flat_grey_with_its_values_in_the_hover():
+    confusion = confusion_matrix()
+    figure = charts.confusion_heatmap(confusion, normalise=False, mistakes_only=True)
+    correct = heatmap(figure, "correct")
+    assert {colour for _, colour in correct.colorscale} == {charts.NEUTRAL_COLOUR}
+    assert all(text == "" for text in np.array(correct.text).diagonal())
+    hover = next(trace for trace in figure.data if trace.type == "scatter")
+    counts = {
+        (point_x, point_y): data[0] for point_x, point_y, data in zip(hover.x, hover.y, hover.customdata, strict=True)
+    }
+    assert all(counts[digit, digit] == confusion[digit, digit] for digit in range(10))
+    default = heatmap(charts.confusion_heatmap(confusion, normalise=False), "correct")
+    assert list(np.array(default.text).diagonal()) == [str(count) for count in confusion.diagonal()]
+
+
+def test_shares_read_with_one_decimal_and_the_reported_cell_reads_1_1_percent():
+    figure = charts.confusion_heatmap(confusion_matrix(), normalise=True)
+    texts = cell_texts(figure)
+    assert texts[4, 9] == "1.1%"
+    assert texts[4, 4] == "98.9%"
+    assert texts[1, 7] == "<0.1%"
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("normalise", [False, True])
+def test_no_cell_with_images_reads_zero(seed, normalise):
+    confusion = confusion_matrix(seed)
+    texts = cell_texts(charts.confusion_heatmap(confusion, normalise=normalise))
+    for (true, predicted), count in np.ndenumerate(confusion):
+        text = texts[true, predicted]
+        if count == 0:
+            assert text == ""
+        elif normalise:
+            assert re.fullmatch(r"[<>]?\d+\.\d%", text) and not re.fullmatch(r"0(\.0)?%", text), text
+        else:
+            assert text == str(count)
+
+
+def test_cells_are_square_and_large_enough_to_read():
+    figure = charts.confusion_heatmap(confusion_matrix(), normalise=False)
+    assert figure.layout.yaxis.scaleanchor == "x" and figure.layout.yaxis.scaleratio == 1
+    assert figure.layout.xaxis.constrain == figure.layout.yaxis.constrain == "domain"
+    assert figure.layout.width == figure.layout.height
+    assert 480 <= figure.layout.height <= 560
+
+
+def test_a_selected_cell_gives_the_predicted_digit_as_x_and_the_true_digit_as_y():
+    confusion = np.zeros((10, 10), dtype=int)
+    confusion[3, 8] = 7  # seven images of a 3 read as an 8, none the other way round
+    figure = charts.confusion_heatmap(confusion, normalise=False)
+    assert "select" in figure.layout.clickmode
+    points = next(trace for trace in figure.data if trace.type == "scatter")
+    assert len(points.x) == 100 and points.mode == "markers"
+    counts = {
+        (point_x, point_y): data[0]
+        for point_x, point_y, data in zip(points.x, points.y, points.customdata, strict=True)
+    }
+    assert counts[8, 3] == 7 and counts[3, 8] == 0
+    assert heatmap(figure, "mistakes").z[3][8] == 7
+    assert figure.layout.xaxis.title.text == "predicted digit" and figure.layout.yaxis.title.text == "true digit"
+    assert list(figure.layout.yaxis.range) == [9.5, -0.5]  # true digit 0 at the top
+
+
+def history(accuracy: list[float], loss: list[float]) -> list[EpochRecord]:
+    return [
+        EpochRecord(number, loss[number - 1], value, loss[number - 1] * 0.9, value + 0.01, 1.5)
+        for number, value in enumerate(accuracy, start=1)
+    ]
+
+
+def nice_step_at_least(rough: float) -> float:
+    """The smallest of 1, 2, 5 times a power of ten that is at least ``rough`` (Plotly's auto tick step)."""
+    power = 10.0 ** math.floor(math.log10(rough))
+    return next(factor * power for factor in (1, 2, 5, 10) if factor * power >= rough * (1 - 1e-9))
+
+
+def d3_fixed(value: float, tick_format: str) -> str:
+    decimals = int(re.fullmatch(r"\.(\d+)[f%]", tick_format).group(1))
+    return f"{value:.{decimals}%}" if tick_format.endswith("%") else f"{value:.{decimals}f}"
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "percent"),
+    [(1.342, 1.979, False), (0.02, 0.05, False), (0.3, 2.3, False), (0.9, 0.98, True), (0.991, 0.994, True)],
+)
+def test_tick_labels_are_exact_and_distinct_at_any_step_plotly_may_pick(low, high, percent):
+    tick_format = charts._tick_format(np.array([low, high]), percent=percent)
+    # Plotly pads the range and may show fewer ticks than the maximum, so the step is at least this.
+    for step in {nice_step_at_least((high - low) * stretch / charts._VALUE_TICKS) for stretch in (1, 1.1, 2, 3)}:
+        ticks = [index * step for index in range(math.floor(low / step), math.ceil(high / step) + 1)]
+        labels = [d3_fixed(tick, tick_format) for tick in ticks]
+        assert len(set(labels)) == len(labels)
+        scale = 100 if percent else 1
+        assert all(
+            float(label.rstrip("%")) == pytest.approx(tick * scale) for label, tick in zip(labels, ticks, strict=True)
+        )
+
+
+def test_training_curves_tick_accuracy_in_percent_and_loss_in_round_decimals():
+    figure = charts.training_curves(
+        history([0.55, 0.80, 0.88, 0.91], [1.979, 1.66, 1.342, 0.9]), show_loss=True, epochs=8
+    )
+    accuracy_axis, loss_axis = figure.layout.yaxis, figure.layout.yaxis2
+    assert accuracy_axis.tickformat == ".0%"
+    assert loss_axis.tickmode == "auto" and loss_axis.tickformat == ".1f"
+    assert accuracy_axis.nticks == loss_axis.nticks == charts._VALUE_TICKS
+    assert list(figure.layout.xaxis.range) == [0.5, 8.5]
+    accuracy_trace = next(trace for trace in figure.data if trace.name == "training accuracy")
+    assert "%{y:.2%}" in accuracy_trace.hovertemplate
+
+
+def test_a_late_training_run_gets_decimals_where_it_needs_them():
+    figure = charts.training_curves(history([0.985, 0.988, 0.990], [0.05, 0.04, 0.035]), show_loss=True)
+    assert figure.layout.yaxis.tickformat == ".1%"
+    assert figure.layout.yaxis2.tickformat == ".3f"
+
+
+def test_every_legend_sits_below_the_plot_clear_of_the_mode_bar():
+    runs = [
+        SimpleNamespace(settings=TrainingSettings(), history=history([0.9, 0.95], [0.3, 0.2])),
+        SimpleNamespace(settings=TrainingSettings(augment=False), history=history([0.92, 0.96], [0.25, 0.15])),
+    ]
+    counts = pd.DataFrame(
+        [{"digit": digit, "split": split, "images": 1000} for digit in range(10) for split in ("train", "test")]
+    )
+    figures = [
+        charts.training_curves(history([0.9, 0.95], [0.3, 0.2]), show_loss=True),
+        charts.run_comparison(runs, "val_accuracy"),
+        charts.class_balance(counts),
+    ]
+    for figure in figures:
+        legend = figure.layout.legend
+        assert (legend.orientation, legend.yref, legend.y, legend.yanchor) == ("h", "container", 0, "bottom")
+
+
+def test_run_comparison_names_runs_by_their_short_label_and_describes_them_on_hover():
+    runs = [SimpleNamespace(settings=TrainingSettings(seed=4), history=history([0.9, 0.95], [0.3, 0.2]))]
+    figure = charts.run_comparison(runs, "val_accuracy")
+    assert figure.data[0].name == formats.short_settings(runs[0].settings)
+    assert runs[0].settings.describe() in figure.data[0].hovertemplate
+    assert figure.layout.yaxis.tickformat.endswith("%")
