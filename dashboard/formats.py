@@ -10,7 +10,8 @@ import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from mnist_model import records, settings
+from mnist_model import records
+from mnist_model import settings as training_settings
 
 # One line per training setting, for learners: what changing it does.
 LEARNING_RATE_HELP = (
@@ -43,7 +44,7 @@ SETTING_HELP = {
 }
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_DEFAULTS = settings.TrainingSettings()
+_DEFAULTS = training_settings.TrainingSettings()
 
 
 def percent(value: float, small_decimals: bool = True) -> str:
@@ -101,30 +102,31 @@ def when(iso: str, *, now: datetime | None = None) -> str:
     return f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}, {clock}"
 
 
-def short_settings(training: settings.TrainingSettings) -> str:
+def short_settings(settings: training_settings.TrainingSettings) -> str:
     """A compact label for a narrow sidebar, e.g. ``mlp · 10 ep · b512 · lr 3e-3 · aug``.
 
     Architecture, epochs, batch size and learning rate always; ``aug`` when augmented; then only the
     settings that differ from the defaults (``const lr`` without cosine decay, ``seed 3``,
-    ``val 10000``, ``mirrored``), so two different runs never share a label. The full wording, for a
-    tooltip, is ``training.describe()``.
+    ``val 10000``, ``mirrored``), so runs that differ in any setting get different labels (learning
+    rates are compared to three significant figures). The full wording, for a tooltip, is
+    ``settings.describe()``.
     """
     parts = [
-        training.architecture,
-        f"{training.epochs} ep",
-        f"b{training.batch_size}",
-        f"lr {_short_number(training.learning_rate)}",
+        settings.architecture,
+        f"{settings.epochs} ep",
+        f"b{settings.batch_size}",
+        f"lr {_short_number(settings.learning_rate)}",
     ]
-    if training.augment:
+    if settings.augment:
         parts.append("aug")
-    if not training.cosine_decay:
+    if not settings.cosine_decay:
         parts.append("const lr")
-    if training.seed != _DEFAULTS.seed:
-        parts.append(f"seed {training.seed}")
-    if training.validation_size != _DEFAULTS.validation_size:
-        parts.append(f"val {training.validation_size}")
-    if training.strategy != _DEFAULTS.strategy:
-        parts.append(training.strategy)
+    if settings.seed != _DEFAULTS.seed:
+        parts.append(f"seed {settings.seed}")
+    if settings.validation_size != _DEFAULTS.validation_size:
+        parts.append(f"val {settings.validation_size}")
+    if settings.strategy != _DEFAULTS.strategy:
+        parts.append(settings.strategy)
     return " · ".join(parts)
 
 
