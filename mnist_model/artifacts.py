@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
+import shutil
 import tempfile
 import threading
 import zipfile
@@ -23,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import filelock
 
@@ -169,7 +171,19 @@ def save_run(root: Path, key: str, model: keras.Model, manifest: dict) -> Path:
 
     Call it holding :func:`run_lock` for ``key``.
     """
+    return save_run_bytes(root, key, model_to_bytes(model), manifest)
+
+
+def save_run_bytes(root: Path, key: str, model_file: bytes, manifest: dict) -> Path:
+    """Write a serialised ``.keras`` model and its manifest atomically; returns the entry's folder.
+
+    The model may have been trained on another machine: only its bytes travel. Call it holding
+    :func:`run_lock` for ``key``. Raises OSError.
+    """
     entry = runs_dir(root) / key
+    # A planted link must not make the clean-up below delete files elsewhere.
+    if entry.is_symlink():
+        entry.unlink()
     entry.mkdir(parents=True, exist_ok=True)
     (entry / MANIFEST_FILE).unlink(missing_ok=True)
     # Temporary files left by a process killed while saving; the caller holds this key's lock, so
@@ -178,44 +192,91 @@ def save_run(root: Path, key: str, model: keras.Model, manifest: dict) -> Path:
         leftover.unlink(missing_ok=True)
     model_tmp = _temporary_path(entry, ".keras")
     try:
-        model.save(model_tmp)
+        model_tmp.write_bytes(model_file)
         _fsync(model_tmp)
         os.replace(model_tmp, entry / MODEL_FILE)
     finally:
         model_tmp.unlink(missing_ok=True)
-    manifest = {**manifest, "model_sha256": sha256_of(entry / MODEL_FILE), "versions": versions(), "key": key}
+    manifest = {
+        **manifest,
+        "model_sha256": hashlib.sha256(model_file).hexdigest(),
+        "versions": versions(),
+        "key": key,
+    }
     _write_atomically(entry / MANIFEST_FILE, json.dumps(manifest, indent=2))
     return entry
 
 
+def model_to_bytes(model: keras.Model) -> bytes:
+    """The model as the bytes of a ``.keras`` file."""
+    with tempfile.TemporaryDirectory(prefix="mnist-model-") as folder:
+        path = Path(folder) / MODEL_FILE
+        model.save(path)
+        return path.read_bytes()
+
+
 def load_run(root: Path, key: str) -> tuple[keras.Model, RunRecord] | None:
     """The cached model and record for ``key``, or None when absent or failing any check (logged)."""
+    found = read_run_bytes(root, key)
+    if found is None:
+        return None
+    model_file, record = found
+    try:
+        model = load_model_bytes(model_file)
+    except (OSError, ValueError, UnsafeModelError) as error:
+        log.warning("cached run %s is unusable and will be rebuilt: %s", record.path, error)
+        return None
+    return model, record
+
+
+def read_run_bytes(root: Path, key: str) -> tuple[bytes, RunRecord] | None:
+    """The cached model file's bytes and record for ``key``, verified, or None (logged).
+
+    The file is read once; the checksum and the layer allow-list are checked on those bytes, so
+    what is checked is what gets loaded.
+    """
     entry = runs_dir(root) / key
     if not (entry / MANIFEST_FILE).exists():
         return None
     try:
         record = read_record(entry)
-        if sha256_of(record.model_file) != record_manifest(entry)["model_sha256"]:
+        model_file = record.model_file.read_bytes()
+        if hashlib.sha256(model_file).hexdigest() != record_manifest(entry)["model_sha256"]:
             raise ValueError("the model file's checksum does not match its manifest")
-        model = load_model_file(record.model_file)
+        check_model_file(io.BytesIO(model_file), label=str(record.model_file))
     except (OSError, ValueError, KeyError, TypeError, UnsafeModelError) as error:
         log.warning("cached run %s is unusable and will be rebuilt: %s", entry, error)
         return None
-    return model, record
+    return model_file, record
+
+
+def load_model_bytes(model_file: bytes) -> keras.Model:
+    """Load a ``.keras`` file's bytes after checking that they name only this package's layer types.
+
+    Keras loads from a path, so the checked bytes are written to a private temporary folder first.
+    """
+    from tensorflow import keras
+
+    check_model_file(io.BytesIO(model_file))
+    with tempfile.TemporaryDirectory(prefix="mnist-model-") as folder:
+        path = Path(folder) / MODEL_FILE
+        path.write_bytes(model_file)
+        return keras.models.load_model(path, compile=False, safe_mode=True)
 
 
 def load_model_file(path: Path) -> keras.Model:
     """Load a Keras model file after checking that it names only this package's layer types."""
-    from tensorflow import keras
-
-    check_model_file(path)
-    return keras.models.load_model(path, compile=False, safe_mode=True)
+    return load_model_bytes(Path(path).read_bytes())
 
 
-def check_model_file(path: Path) -> None:
-    """Raise UnsafeModelError unless ``path`` is a .keras archive whose config uses only allowed layers."""
+def check_model_file(source: Path | BinaryIO, *, label: str | None = None) -> None:
+    """Raise UnsafeModelError unless ``source`` is a .keras archive whose config uses only allowed layers.
+
+    source: a path or a binary file object. label: how messages name it (the path by default).
+    """
+    path = label or str(source if isinstance(source, (str, Path)) else "the model file")
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(source) as archive:
             config = json.loads(archive.read("config.json"))
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
         raise UnsafeModelError(f"{path} is not a readable Keras model file ({error})") from error
@@ -267,6 +328,39 @@ def list_runs(root: Path | None = None) -> list[RunRecord]:
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return sorted(records, key=lambda record: record.created, reverse=True)
+
+
+def touch(root: Path, key: str) -> None:
+    """Mark the run ``key`` as just used: :func:`prune` evicts the least recently used runs first."""
+    with contextlib.suppress(OSError):
+        os.utime(runs_dir(root) / key)
+
+
+def prune(root: Path, *, max_runs: int, max_bytes: int, keep: set[str] = frozenset()) -> list[str]:
+    """Delete the least recently used runs until at most ``max_runs`` and ``max_bytes`` remain.
+
+    keep: keys never deleted (pinned and in-use runs), even when that leaves the store over a bound.
+    Returns the deleted keys. Call it holding no run lock: each deletion takes its key's lock.
+    """
+    folder = runs_dir(root)
+    entries = (
+        [entry for entry in folder.iterdir() if entry.is_dir() and not entry.is_symlink()] if folder.is_dir() else []
+    )
+    sizes = {entry: sum(item.stat().st_size for item in entry.iterdir() if item.is_file()) for entry in entries}
+    total_runs, total_bytes = len(entries), sum(sizes.values())
+    deleted = []
+    for entry in sorted(entries, key=lambda entry: entry.stat().st_mtime):
+        if total_runs <= max_runs and total_bytes <= max_bytes:
+            break
+        if entry.name in keep:
+            continue
+        with run_lock(root, entry.name):
+            shutil.rmtree(entry, ignore_errors=True)
+        total_runs -= 1
+        total_bytes -= sizes[entry]
+        deleted.append(entry.name)
+        log.info("evicted cached run %s (least recently used)", entry.name)
+    return deleted
 
 
 def _config_nodes(node) -> Iterator[dict]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mnist_model.settings import TrainingSettings
+
 
 class TrainingStopped(Exception):
     """Training was stopped on request before it finished; nothing was cached."""
@@ -71,3 +73,35 @@ class ModelSummary:
             }
             for layer in self.layers
         ]
+
+
+# The states of a training job, in the order a job goes through them.
+QUEUED, RUNNING, DONE, STOPPED, FAILED = "queued", "running", "done", "stopped", "failed"
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """Where one training job stands, as the work engine reports it.
+
+    state: "queued", "running", "done", "stopped" or "failed". position: 1 for the next job to start,
+    for queued jobs only. starts_in, ends_in: estimated seconds from now, when known. progress: the
+    latest snapshot (its history keeps the epochs finished before a stop). message: what a person
+    should know about a stop or a failure. node: the Ray node that trained it.
+    """
+
+    job_id: str
+    key: str
+    settings: TrainingSettings
+    owner: str | None
+    state: str
+    submitted: float
+    position: int | None = None
+    progress: Progress | None = None
+    starts_in: float | None = None
+    ends_in: float | None = None
+    message: str | None = None
+    node: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state in (QUEUED, RUNNING)
