@@ -1,62 +1,91 @@
 """Training-time augmentation: the variations that real photographs and drawings have and MNIST lacks.
 
-Each training image gets its own random rotation, zoom, shear and shift (one affine warp), and a
-random change of stroke width (a blend towards a dilated or an eroded copy). All of it is
-TensorFlow graph code, run on each batch inside the compiled training step.
+:class:`RandomDistortions` is a Keras layer that gives each training image its own random rotation,
+zoom, shear and shift (one affine warp, with ``keras.ops.image.affine_transform``) and a random
+change of stroke width (a blend towards a dilated or an eroded copy). It acts only in training and
+passes images through unchanged otherwise. Training puts it in front of the network in a wrapper
+used only for ``fit``, so it runs inside the compiled training step and never ends up in a saved
+model.
 """
 
 from __future__ import annotations
 
 import math
 
-import tensorflow as tf
+from tensorflow import keras
 
 MAX_ROTATION_DEGREES = 8.0
 ZOOM_RANGE = (0.9, 1.1)
 MAX_SHEAR = 0.1
 MAX_SHIFT_PIXELS = 2.0
+# How far a re-stroked image moves towards its dilated or eroded copy, at most.
+MAX_STROKE_BLEND = 0.6
 
 
-def random_distortions(images: tf.Tensor) -> tf.Tensor:
-    """Randomly warp and re-stroke a batch: float32 (n, 28, 28) in [0, 1] -> the same shape."""
-    return _random_stroke_width(_random_affine(images))
+class RandomDistortions(keras.layers.Layer):
+    """Randomly warp and re-stroke a batch in training: float32 (n, 28, 28) in [0, 1] -> the same shape.
+
+    seed: seeds the layer's own random stream, so a training run is reproducible.
+    """
+
+    def __init__(self, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=False):
+        if not training:
+            return images
+        return random_stroke_width(random_affine(images, self.seed_generator), self.seed_generator)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "seed": self.seed}
 
 
-def _random_affine(images: tf.Tensor) -> tf.Tensor:
-    count = tf.shape(images)[0]
+def random_affine(images, seed):
+    """Rotate, zoom, shear and shift each image of float32 (n, 28, 28) by its own random amounts."""
+    count = keras.ops.shape(images)[0]
     height, width = images.shape[1], images.shape[2]
-    angle = tf.random.uniform([count], -1.0, 1.0) * (MAX_ROTATION_DEGREES * math.pi / 180)
-    zoom = tf.random.uniform([count], *ZOOM_RANGE)
-    shear = tf.random.uniform([count], -MAX_SHEAR, MAX_SHEAR)
-    shift_x = tf.random.uniform([count], -MAX_SHIFT_PIXELS, MAX_SHIFT_PIXELS)
-    shift_y = tf.random.uniform([count], -MAX_SHIFT_PIXELS, MAX_SHIFT_PIXELS)
+
+    def uniform(low: float, high: float):
+        return keras.random.uniform((count,), low, high, seed=seed)
+
+    angle = uniform(-1.0, 1.0) * (MAX_ROTATION_DEGREES * math.pi / 180)
+    zoom = uniform(*ZOOM_RANGE)
+    shear = uniform(-MAX_SHEAR, MAX_SHEAR)
+    shift_x = uniform(-MAX_SHIFT_PIXELS, MAX_SHIFT_PIXELS)
+    shift_y = uniform(-MAX_SHIFT_PIXELS, MAX_SHIFT_PIXELS)
     # The transform maps each output pixel back to the input pixel it samples: the inverse of
     # "zoom, shear and rotate about the centre, then shift".
-    cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
+    cos, sin = keras.ops.cos(angle) / zoom, keras.ops.sin(angle) / zoom
     a0, a1 = cos, sin + shear * cos
     b0, b1 = -sin, cos - shear * sin
     centre_x, centre_y = (width - 1) / 2, (height - 1) / 2
     a2 = centre_x - a0 * (centre_x + shift_x) - a1 * (centre_y + shift_y)
     b2 = centre_y - b0 * (centre_x + shift_x) - b1 * (centre_y + shift_y)
-    zeros = tf.zeros_like(angle)
-    transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
-    warped = tf.raw_ops.ImageProjectiveTransformV3(
-        images=images[..., tf.newaxis],
-        transforms=transforms,
-        output_shape=tf.constant([height, width]),
+    zeros = keras.ops.zeros_like(angle)
+    transforms = keras.ops.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+    warped = keras.ops.image.affine_transform(
+        images[..., None],
+        transforms,
+        interpolation="bilinear",
+        fill_mode="constant",
         fill_value=0.0,
-        interpolation="BILINEAR",
-        fill_mode="CONSTANT",
+        data_format="channels_last",
     )
     return warped[..., 0]
 
 
-def _random_stroke_width(images: tf.Tensor) -> tf.Tensor:
-    channels = images[..., tf.newaxis]
-    thicker = tf.nn.max_pool2d(channels, 3, 1, "SAME")[..., 0]
-    thinner = -tf.nn.max_pool2d(-channels, 3, 1, "SAME")[..., 0]
+def random_stroke_width(images, seed):
+    """Thicken or thin the strokes of each image of float32 (n, 28, 28) in [0, 1] by a random amount."""
+    channels = images[..., None]
+    thicker = keras.ops.max_pool(channels, 3, strides=1, padding="same", data_format="channels_last")[..., 0]
+    thinner = -keras.ops.max_pool(-channels, 3, strides=1, padding="same", data_format="channels_last")[..., 0]
     # Positive amounts thicken, negative ones thin; a third of the images keep their strokes.
-    amount = tf.random.uniform([tf.shape(images)[0], 1, 1], -1.0, 1.0)
-    amount = tf.where(tf.abs(amount) < 1 / 3, 0.0, amount) * 0.6
-    blended = tf.where(amount > 0, images + amount * (thicker - images), images - amount * (thinner - images))
-    return tf.clip_by_value(blended, 0.0, 1.0)
+    amount = keras.random.uniform((keras.ops.shape(images)[0], 1, 1), -1.0, 1.0, seed=seed)
+    amount = keras.ops.where(keras.ops.abs(amount) < 1 / 3, 0.0, amount) * MAX_STROKE_BLEND
+    blended = keras.ops.where(amount > 0, images + amount * (thicker - images), images - amount * (thinner - images))
+    return keras.ops.clip(blended, 0.0, 1.0)

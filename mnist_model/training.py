@@ -4,11 +4,12 @@
 same data, same library versions) was trained before, otherwise by training one and caching it. A
 cross-process lock makes concurrent callers with the same settings train once.
 
-The loop itself is ours rather than ``model.fit``: each call into TensorFlow runs many optimiser
-steps inside one compiled graph, taking batches straight from the uint8 images held as a tensor, so
-the cost per step is the arithmetic and not Python or ``tf.data`` overhead. It runs inside a
-``tf.distribute`` strategy: each replica takes its slice of every global batch, and Keras' optimiser
-sums the replicas' gradients.
+:func:`fit` is ``model.fit`` with ``steps_per_execution``, so each call into TensorFlow runs many
+optimiser steps inside one compiled graph; a ``tf.data`` pipeline gathers shuffled batches from the
+uint8 images held as one tensor, and a wrapper used only for ``fit`` scales them (and augments them)
+in front of the network. A callback reports progress after every call, about ten times an epoch, and
+stops the run when asked. It all runs inside a ``tf.distribute`` strategy: each replica takes its
+slice of every global batch, and Keras' optimiser sums the replicas' gradients.
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ from mnist_model.settings import TrainingSettings
 
 log = logging.getLogger(__name__)
 
-# Progress is reported this many times per epoch (and the stop flag checked as often).
-_CHUNKS_PER_EPOCH = 10
+# Progress is reported at least this many times per epoch (and the stop flag checked as often), with
+# at most _MAX_STEPS_PER_EXECUTION optimiser steps per call into TensorFlow.
+_REPORTS_PER_EPOCH = 10
+_MAX_STEPS_PER_EXECUTION = 100
 # Validation batches: large, since inference needs no gradients.
 _EVAL_BATCH = 2000
 
@@ -179,83 +182,115 @@ def fit(
     num_train = len(train_index)
     batch_size = min(settings.batch_size, num_train - num_train % replicas)
     steps_per_epoch = num_train // batch_size
-    per_replica = batch_size // replicas
 
     _report(progress, "loading", 1, settings, 0.0, 0.0, ())
-    started = time.perf_counter()
+    reporter = _ProgressReporter(settings, steps_per_epoch, progress, stop)
     train_images = tf.constant(data.train_images[train_index])
     train_labels = tf.constant(data.train_labels[train_index].astype(np.int32))
-    val_images = data.train_images[val_index]
-    val_labels = data.train_labels[val_index]
-
+    validation = tf.data.Dataset.from_tensor_slices((data.train_images[val_index], data.train_labels[val_index]))
     with strategy.scope():
         model = build_model(settings)
         schedule = settings.learning_rate
         if settings.cosine_decay:
             schedule = keras.optimizers.schedules.CosineDecay(settings.learning_rate, settings.epochs * steps_per_epoch)
         optimizer = keras.optimizers.Adam(learning_rate=schedule)
-        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        optimizer.build(model.trainable_variables)
-
-    def replica_step(batch_index):
-        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-        index = batch_index[replica * per_replica : (replica + 1) * per_replica]
-        images = tf.cast(tf.gather(train_images, index), tf.float32) / 255.0
-        labels = tf.gather(train_labels, index)
-        if settings.augment:
-            images = augment.random_distortions(images)
-        with tf.GradientTape() as tape:
-            probabilities = model(images, training=True)
-            losses = keras.losses.sparse_categorical_crossentropy(labels, probabilities)
-            loss = tf.reduce_sum(losses) / batch_size
-        gradients = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply(gradients, model.trainable_variables)
-        predicted = tf.argmax(probabilities, axis=1, output_type=tf.int32)
-        return tf.reduce_sum(losses), tf.reduce_sum(tf.cast(predicted == labels, tf.float32))
-
-    @tf.function
-    def run_steps(permutation, first_step, last_step):
-        loss_sum = tf.constant(0.0)
-        correct = tf.constant(0.0)
-        for step in tf.range(first_step, last_step):
-            batch_index = permutation[step * batch_size : (step + 1) * batch_size]
-            losses, hits = strategy.run(replica_step, args=(batch_index,))
-            loss_sum += strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
-            correct += strategy.reduce(tf.distribute.ReduceOp.SUM, hits, axis=None)
-        return loss_sum, correct
-
-    chunk_bounds = np.linspace(0, steps_per_epoch, min(_CHUNKS_PER_EPOCH, steps_per_epoch) + 1).astype(int)
-    history: list[EpochRecord] = []
-    for epoch in range(1, settings.epochs + 1):
-        epoch_started = time.perf_counter()
-        permutation = tf.constant(rng.permutation(num_train).astype(np.int32))
-        loss_sum = correct = 0.0
-        for first, last in zip(chunk_bounds[:-1], chunk_bounds[1:], strict=True):
-            if stop is not None and stop.is_set():
-                raise TrainingStopped(f"training stopped during epoch {epoch} of {settings.epochs}")
-            chunk_loss, chunk_correct = run_steps(permutation, tf.constant(first), tf.constant(last))
-            loss_sum += float(chunk_loss)
-            correct += float(chunk_correct)
-            fraction = (epoch - 1 + last / steps_per_epoch) / settings.epochs
-            _report(progress, "training", epoch, settings, fraction, time.perf_counter() - started, history)
-        val_loss, val_accuracy = test_metrics(model, val_images, val_labels)
-        seen = steps_per_epoch * batch_size
-        history.append(
-            EpochRecord(
-                epoch=epoch,
-                loss=loss_sum / seen,
-                accuracy=correct / seen,
-                val_loss=val_loss,
-                val_accuracy=val_accuracy,
-                seconds=time.perf_counter() - epoch_started,
-            )
+        loss_and_metrics = {"loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]}
+        # The model returned is compiled with the optimizer that trained it, as a saved model was before.
+        model.compile(optimizer=optimizer, **loss_and_metrics)
+        trainer = _fit_wrapper(model, settings)
+        steps_per_execution = max(1, min(_MAX_STEPS_PER_EXECUTION, steps_per_epoch // _REPORTS_PER_EPOCH))
+        trainer.compile(optimizer=optimizer, steps_per_execution=steps_per_execution, **loss_and_metrics)
+    # One call of fit per epoch, each with its own shuffle, so that the order of the batches depends
+    # on the seed and the epoch alone: tf.data's own reshuffling draws a different order under a
+    # MirroredStrategy than on one device.
+    for epoch in range(settings.epochs):
+        batches = _training_batches(train_images, train_labels, batch_size, steps_per_epoch, (settings.seed, epoch))
+        trainer.fit(
+            batches,
+            initial_epoch=epoch,
+            epochs=epoch + 1,
+            validation_data=validation.batch(_EVAL_BATCH),
+            shuffle=False,  # the batches come shuffled
+            callbacks=[reporter],
+            verbose=0,
         )
-        _report(progress, "training", epoch, settings, epoch / settings.epochs, time.perf_counter() - started, history)
-        if not math.isfinite(history[-1].loss):
+    return model, reporter.history
+
+
+def _fit_wrapper(model: keras.Model, settings: TrainingSettings) -> keras.Model:
+    """``model`` behind the scaling of uint8 images (and augmentation); used for ``fit`` only, never saved."""
+    layers = [keras.Input(shape=model.input_shape[1:], dtype="uint8"), keras.layers.Rescaling(1 / 255)]
+    if settings.augment:
+        layers.append(augment.RandomDistortions(seed=settings.seed))
+    return keras.Sequential([*layers, model], name=f"{model.name}_training")
+
+
+def _training_batches(images, labels, batch_size, steps_per_epoch, seed) -> tf.data.Dataset:
+    """One epoch of uint8 image batches (batch_size, 28, 28) with int32 labels, in an order set by ``seed``.
+
+    Only the indices are shuffled and batched; each batch is then gathered from the images held as
+    one tensor, so the pipeline costs a gather per batch rather than work per image.
+    """
+    order = tf.random.experimental.stateless_shuffle(tf.range(len(images)), seed=seed)
+    batch_indices = tf.reshape(order[: steps_per_epoch * batch_size], (steps_per_epoch, batch_size))
+    return (
+        tf.data.Dataset.from_tensor_slices(batch_indices)
+        .map(lambda index: (tf.gather(images, index), tf.gather(labels, index)))
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+class _ProgressReporter(keras.callbacks.Callback):
+    """Reports progress after every call into TensorFlow, records each epoch, and stops on request."""
+
+    def __init__(self, settings, steps_per_epoch, progress, stop) -> None:
+        super().__init__()
+        self.settings, self.steps_per_epoch, self.progress, self.stop = settings, steps_per_epoch, progress, stop
+        self.history: list[EpochRecord] = []
+        self.started = self.epoch_started = time.perf_counter()
+        self.epoch = 1
+
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        self.epoch, self.epoch_started = epoch + 1, time.perf_counter()
+        self._check_stop()
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        # ``batch`` is the last step that the call into TensorFlow ran (0-based, within the epoch).
+        steps_done = min(batch + 1, self.steps_per_epoch)
+        fraction = (self.epoch - 1 + steps_done / self.steps_per_epoch) / self.settings.epochs
+        self._report(fraction)
+        self._check_stop()
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        record = EpochRecord(
+            epoch=self.epoch,
+            loss=float(logs["loss"]),
+            accuracy=float(logs["accuracy"]),
+            val_loss=float(logs["val_loss"]),
+            val_accuracy=float(logs["val_accuracy"]),
+            seconds=time.perf_counter() - self.epoch_started,
+        )
+        self.history.append(record)
+        self._report(self.epoch / self.settings.epochs)
+        if not math.isfinite(record.loss):
             raise FloatingPointError(
-                f"the training loss became {history[-1].loss} in epoch {epoch}; try a lower learning rate."
+                f"the training loss became {record.loss} in epoch {self.epoch}; try a lower learning rate."
             )
-    return model, history
+
+    def _report(self, fraction: float) -> None:
+        _report(
+            self.progress,
+            "training",
+            self.epoch,
+            self.settings,
+            fraction,
+            time.perf_counter() - self.started,
+            self.history,
+        )
+
+    def _check_stop(self) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise TrainingStopped(f"training stopped during epoch {self.epoch} of {self.settings.epochs}")
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:

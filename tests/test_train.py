@@ -118,6 +118,34 @@ def test_stopping_raises_and_caches_nothing(small_data, artifacts_dir):
     assert list_runs() == []
 
 
+def test_fit_reports_every_tenth_of_an_epoch_and_stops_at_the_next_report(small_data):
+    stop = threading.Event()
+    reports = []
+
+    def stop_in_second_epoch(progress):
+        reports.append(progress)
+        if progress.phase == "training" and progress.fraction > 0.6:
+            stop.set()
+
+    with pytest.raises(TrainingStopped, match="stopped during epoch 2 of 2"):
+        train_module.fit(QUICK, small_data, progress=stop_in_second_epoch, stop=stop)
+    assert reports[0].phase == "loading"
+    first_epoch = [report for report in reports if report.phase == "training" and report.fraction <= 0.5]
+    assert len(first_epoch) >= 10 and first_epoch[-1].fraction == 0.5
+    assert [epoch.epoch for epoch in first_epoch[-1].history] == [1]
+    # The report that set the flag was the last one: no further steps ran.
+    assert reports[-1].fraction > 0.6 and sum(report.fraction > 0.6 for report in reports) == 1
+
+
+def test_fit_is_reproducible_from_its_settings(small_data):
+    settings = TrainingSettings(**{**QUICK.to_dict(), "augment": True, "seed": 5})
+    first_model, first = train_module.fit(settings, small_data)
+    second_model, second = train_module.fit(settings, small_data)
+    assert [(epoch.loss, epoch.val_loss) for epoch in first] == [(epoch.loss, epoch.val_loss) for epoch in second]
+    images = small_data.test_images[:20] / 255.0
+    np.testing.assert_array_equal(np.asarray(first_model(images)), np.asarray(second_model(images)))
+
+
 def test_unwritable_artifacts_path_keeps_the_run_in_memory(small_data, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
