@@ -19,13 +19,14 @@ from dashboard import ui  # noqa: E402  (needs the project root on the import pa
 
 PAGES = Path(__file__).parent / "views"
 
-# The server's log records each real training run (one line from mnist_model) and each warning.
-package_log = logging.getLogger("mnist_model")
-if not package_log.handlers:
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    package_log.addHandler(handler)
-    package_log.setLevel(logging.INFO)
+# The server's log records the engine's connection, its failures and each warning.
+for name in ("mnist_model", "dashboard"):
+    package_log = logging.getLogger(name)
+    if not package_log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        package_log.addHandler(handler)
+        package_log.setLevel(logging.INFO)
 
 st.set_page_config(page_title="MNIST dashboard", page_icon=":material/draw:", layout="wide")
 

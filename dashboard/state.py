@@ -1,76 +1,106 @@
-"""The dashboard's caches and shared session state: thin wrappers over :mod:`mnist_model`.
+"""The dashboard's connection to the work engine, its caches and its session state.
 
-All Streamlit caching lives here. ``st.cache_resource`` holds the objects that are shared, never
-copied: the data set, trained runs and predictors, one per training settings. ``st.cache_data``
-holds what pages derive from them: evaluations, layer summaries, weights, samples and tables.
-Training never goes through a cache: :func:`training_job` hands it to ``mnist_model``'s background
-jobs, so no model that a cache shares is ever trained further.
+The web process holds no model and imports no TensorFlow: every model-related question goes to the
+engine (:mod:`mnist_model.engine`, on Ray) and comes back as plain data. The connection is made once
+per server, on a thread of its own that starts with the first page view, so a page never waits for
+Ray to start: it shows what it can and says the engine is starting.
+
+All Streamlit caching lives here: ``st.cache_resource`` for the connection and the test images,
+which every session shares; ``st.cache_data`` for what pages derive from a run (evaluations, layer
+summaries, weights, tables), keyed by the run's cache key.
 
 The model in use (the "selected run") is a value in ``st.session_state`` under a key no widget
-owns, so it survives page switches, which clear the state of widgets that are not on the page.
+owns, so it survives page switches. It changes only to a run that exists: when a training this
+session started has finished, or when the user picks one.
 """
 
 from __future__ import annotations
 
-import gc
 import io
-import sys
+import logging
+import os
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-import mnist_model
+from mnist_model import artifacts
+from mnist_model.engine import ADDRESS_ENV, Engine, EngineError
+from mnist_model.records import JobStatus
+from mnist_model.settings import TrainingSettings
+
+log = logging.getLogger(__name__)
 
 # The session-state key holding the TrainingSettings of the model every page uses.
 SELECTED_SETTINGS = "selected_settings"
-# How long a page waits for a newly started job, enough to load a cached run (about a second).
-CACHE_LOAD_SECONDS = 2.0
-# The jobs whose loaded model has been moved out of the garbage collector's sight (see freeze_heap).
-_frozen_jobs: set[tuple[int, str]] = set()
+# The session-state key holding the settings of the training this session started last.
+WATCHED_SETTINGS = "watched_settings"
 
 
-def freeze_heap() -> None:
-    """Exclude every object alive now from Python's cyclic garbage collector.
+class Connector:
+    """Connects to the engine on a thread of its own, which then lives as long as the server."""
 
-    After each script run, and each fragment run, Streamlit calls ``keras.backend.clear_session()``
-    and ``gc.collect(2)``: two full collections, each walking the ~360,000 objects TensorFlow and
-    Keras create, about 0.2 s apiece here. Freezing moves those long-lived objects out of the
-    collector's sight, so the same clean-up takes well under a millisecond. Objects created later are
-    collected as usual.
-    """
-    gc.freeze()
+    def __init__(self) -> None:
+        self.engine: Engine | None = None
+        self.error: str | None = None
+        self.started = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="engine-connector", daemon=True)
+        self._thread.start()
 
-
-def keep_keras_state() -> None:
-    """Stop Streamlit's after-run clean-up from resetting Keras under a running training job.
-
-    After every script run, and every fragment run, Streamlit calls ``keras.backend.clear_session()``.
-    That resets TensorFlow's default graph and clears its kernel cache for every thread, so a job
-    training in the background re-creates the kernels of its loop after each page refresh: with eight
-    sessions polling progress, a 15-second training took 400 seconds. It also restarts Keras' layer
-    numbering in the middle of another thread's model. The dashboard never needs that clean-up, so
-    once Keras is loaded its ``clear_session`` is replaced, in this server process, by one that does
-    nothing.
-    """
-    keras = sys.modules.get("keras")
-    if keras is not None and keras.backend.clear_session is not _keep_session:
-        keras.backend.clear_session = _keep_session
+    def _run(self) -> None:
+        try:
+            self.engine = Engine.connect()
+            log.info("connected to the model engine at %s", self.engine.address)
+        except EngineError as error:
+            self.error = str(error)
+        except Exception:  # The page must show a message, whatever went wrong.
+            log.exception("the model engine could not start")
+            self.error = "The model engine could not start; the server log says why."
+        # Ray's connection was made on this thread: keep it alive with the process (see mnist_model.engine).
+        threading.Event().wait()
 
 
-def _keep_session(*args, **kwargs) -> None:
-    """Stands in for ``keras.backend.clear_session`` in the dashboard's process: see keep_keras_state."""
+@st.cache_resource(show_spinner=False)
+def connector() -> Connector:
+    return Connector()
 
 
-def selected_settings() -> mnist_model.TrainingSettings:
+def engine() -> Engine | None:
+    """The engine, or None while it starts. Raises EngineError when it could not start."""
+    connection = connector()
+    if connection.error:
+        raise EngineError(connection.error)
+    return connection.engine
+
+
+def retry_engine() -> None:
+    """Forget a failed connection so that the next page view tries again."""
+    connector.clear()
+
+
+def owner() -> str:
+    """This browser session's identity, which owns the trainings it starts."""
+    context = get_script_run_ctx()
+    return context.session_id if context else "no-session"
+
+
+def selected_settings() -> TrainingSettings:
     """The settings of the run the pages show; the default settings until the user picks another."""
-    return st.session_state.setdefault(SELECTED_SETTINGS, mnist_model.TrainingSettings())
+    return st.session_state.setdefault(SELECTED_SETTINGS, TrainingSettings())
 
 
-def select_settings(settings: mnist_model.TrainingSettings) -> None:
+def select_settings(settings: TrainingSettings) -> None:
     st.session_state[SELECTED_SETTINGS] = settings
+
+
+def watched_settings() -> TrainingSettings:
+    """The settings the Training page shows: this session's latest training, else the model in use."""
+    return st.session_state.get(WATCHED_SETTINGS) or selected_settings()
 
 
 def remembered(key: str, default: Any, choices: Sequence[Any] | None = None) -> dict[str, Any]:
@@ -93,81 +123,89 @@ def _copy_state(source: str, target: str) -> None:
     st.session_state[target] = st.session_state[source]
 
 
-def training_job(settings: mnist_model.TrainingSettings) -> mnist_model.TrainingJob:
-    """This process's job for ``settings`` (running, finished or failed), or a newly started one.
-
-    A finished job holds its run. A new job for settings trained before only loads them from the
-    disk cache, so it is given a moment to finish: the page then shows the model at once instead of
-    a progress bar for a second. A failed job is returned as it is, so a page can show its error
-    instead of retrying on every visit.
-    """
-    keep_keras_state()
-    job = mnist_model.find_job(settings)
-    if job is None:
-        job = mnist_model.start_training(settings)
-        job.wait(timeout=CACHE_LOAD_SECONDS)
-    # Freeze once training has started (TensorFlow is imported by then, and every poll of the live
-    # progress would otherwise pay for collecting it) and once more when the model is ready.
-    for stage, reached in (("started", job.progress is not None), ("finished", job.result is not None)):
-        if reached and (id(job), stage) not in _frozen_jobs:
-            freeze_heap()
-            _frozen_jobs.add((id(job), stage))
-    return job
+# Runs and jobs (never cached: they change while people train)
 
 
-def cached_record(settings: mnist_model.TrainingSettings) -> mnist_model.RunRecord | None:
-    """The manifest of the cached run for ``settings``, if any: its figures without loading TensorFlow."""
-    return next((record for record in mnist_model.list_runs() if record.settings == settings), None)
+def runs() -> list[artifacts.RunRecord]:
+    """The cached runs, newest first: from the engine, or, while a local engine starts, from the store's folder."""
+    connected = engine()
+    if connected is not None:
+        return connected.runs()
+    if os.environ.get(ADDRESS_ENV):
+        return []
+    return artifacts.list_runs()
 
 
-@st.cache_resource(show_spinner="Loading MNIST...")
-def dataset() -> mnist_model.MnistData:
-    """The MNIST arrays (read-only, so one copy is shared by every session). Raises DataError."""
-    return mnist_model.load_mnist()
+def record_for(settings: TrainingSettings, records: Sequence[artifacts.RunRecord] | None = None):
+    """The cached run trained with ``settings``, if any."""
+    return next((record for record in (runs() if records is None else records) if record.settings == settings), None)
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
-def trained_run(settings: mnist_model.TrainingSettings) -> mnist_model.TrainedRun:
-    """The finished run for ``settings``; call it once :func:`training_job` has a result."""
-    job = training_job(settings)
-    job.wait()
-    if job.result is None:
-        raise RuntimeError(job.error or f"no trained run for {settings.describe()}")
-    return job.result
+def ensure(settings: TrainingSettings) -> JobStatus:
+    """The job or cached run for ``settings``, training it (owned by nobody) when it is not cached."""
+    return engine().submit(settings, owner=None)
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
-def predictor(settings: mnist_model.TrainingSettings) -> mnist_model.Predictor:
-    """A thread-safe predictor for the run trained with ``settings``."""
-    return mnist_model.Predictor(trained_run(settings).model)
+def job(settings: TrainingSettings) -> JobStatus | None:
+    return engine().job(settings)
+
+
+# Derived data, cached per run key
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def run_key(settings: TrainingSettings) -> str:
+    return engine().key(settings)
+
+
+@st.cache_resource(show_spinner="Fetching the test images...")
+def test_set() -> tuple[np.ndarray, np.ndarray]:
+    """The 10,000 test images, uint8 (10000, 28, 28), and labels, uint8 (10000,), shared by every session."""
+    return engine().test_set()
+
+
+@st.cache_data(show_spinner=False)
+def class_counts() -> pd.DataFrame:
+    """Images per digit in the training and test sets: columns digit, split, images."""
+    counts = engine().class_counts()
+    rows = [
+        {"digit": str(digit), "split": split, "images": int(count)}
+        for split, values in counts.items()
+        for digit, count in enumerate(values)
+    ]
+    return pd.DataFrame(rows)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def sample_images(per_digit: int, seed: int) -> np.ndarray:
+    """``per_digit`` random training images of each digit: uint8 (10, per_digit, 28, 28)."""
+    return engine().samples(per_digit, seed)
 
 
 @st.cache_data(show_spinner="Evaluating on the 10,000 test images...", max_entries=8)
-def evaluation(settings: mnist_model.TrainingSettings) -> mnist_model.Evaluation:
-    data = dataset()
-    return mnist_model.evaluate(trained_run(settings).model, data.test_images, data.test_labels)
+def evaluation(key: str):
+    return engine().evaluate(key)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def layer_summary(settings: mnist_model.TrainingSettings) -> mnist_model.ModelSummary:
-    return mnist_model.describe_layers(trained_run(settings).model)
+def layer_summary(key: str):
+    return engine().summary(key)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def layer_weights(settings: mnist_model.TrainingSettings) -> dict[str, dict[str, np.ndarray]]:
-    """The weight arrays of every layer that has any: ``{layer name: {weight name: array}}``."""
-    model = trained_run(settings).model
-    return {
-        layer.name: {variable.name: np.asarray(variable) for variable in layer.weights}
-        for layer in model.layers
-        if layer.weights
-    }
+def layer_weights(key: str) -> dict[str, dict[str, np.ndarray]]:
+    return engine().weights(key)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def model_file(key: str) -> bytes:
+    return engine().model_file(key)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def predictions_csv(settings: mnist_model.TrainingSettings) -> bytes:
+def predictions_csv(key: str) -> bytes:
     """The test-set predictions as CSV: index, label, prediction, confidence, one column per digit."""
-    result = evaluation(settings)
+    result = evaluation(key)
     table = pd.DataFrame(
         {
             "index": np.arange(len(result.labels)),
@@ -182,29 +220,12 @@ def predictions_csv(settings: mnist_model.TrainingSettings) -> bytes:
     return buffer.getvalue().encode()
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def sample_images(per_digit: int, seed: int) -> np.ndarray:
-    """``per_digit`` random training images of each digit: uint8 (10, per_digit, 28, 28)."""
-    data = dataset()
-    rng = np.random.default_rng(seed)
-    chosen = [rng.choice(np.flatnonzero(data.train_labels == digit), per_digit, replace=False) for digit in range(10)]
-    return data.train_images[np.stack(chosen)]
+@st.cache_data(show_spinner=False, max_entries=16)
+def prepared_upload(data: bytes, name: str):
+    """An upload brought into MNIST form by the engine, once per file. Raises ImageError."""
+    return engine().prepare_file(data, name)
 
 
-@st.cache_data(show_spinner=False)
-def class_counts() -> pd.DataFrame:
-    """Images per digit in the training and test sets: columns digit, split, images."""
-    data = dataset()
-    rows = [
-        {"digit": str(digit), "split": split, "images": int(count)}
-        for split, labels in (("train", data.train_labels), ("test", data.test_labels))
-        for digit, count in enumerate(np.bincount(labels, minlength=10))
-    ]
-    return pd.DataFrame(rows)
-
-
-def model_file_bytes(run: mnist_model.TrainedRun) -> bytes | None:
-    """The saved ``.keras`` file of ``run``, or None when it was never saved. Not cached: it is on disk."""
-    if run.model_file is None or not run.model_file.is_file():
-        return None
-    return run.model_file.read_bytes()
+def predict(settings: TrainingSettings, model_input: np.ndarray) -> np.ndarray:
+    """The ten probabilities for one (28, 28) image from the run trained with ``settings``."""
+    return engine().predict(run_key(settings), model_input)

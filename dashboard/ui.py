@@ -1,9 +1,9 @@
 """Interface pieces every page shares: the sidebar, live training progress, and early stops.
 
-A page calls :func:`require_data` or :func:`require_run` first; each returns what the page needs or
-stops the page with a message saying why not (no data, training still under way, training failed).
-Live views are fragments that poll once a second while a job runs and stop polling when it ends, at
-which point they rerun the whole page so it can fill in.
+A page calls :func:`require_engine` or :func:`require_run` first; each returns what the page needs or
+stops the page with a message saying why not (the engine still starting, no data, the model still
+training). Live views are fragments that poll once a second while a job is queued or running and
+rerun the whole page when it ends, so the page can fill in.
 """
 
 from __future__ import annotations
@@ -12,14 +12,17 @@ import re
 
 import streamlit as st
 
-import mnist_model
-from dashboard import charts, state
+from dashboard import charts, formats, state
+from mnist_model.data import DataError
+from mnist_model.engine import Engine, EngineError, QueueFull
+from mnist_model.records import DONE, FAILED, QUEUED, STOPPED, JobStatus
+from mnist_model.settings import TrainingSettings
 
-# Seconds between refreshes of live training views while a job runs, and of the sidebar while idle
-# (so that training started from another session shows up here too).
+# Seconds between refreshes of live views while a job is queued or running, and of the sidebar while
+# idle (so that training started from another session shows up here too).
 POLL_SECONDS = 1.0
-IDLE_POLL_SECONDS = 10.0
-_SEEN_RUNNING = "_jobs_seen_running"
+IDLE_POLL_SECONDS = 5.0
+_ACTIVE_SEEN = "_active_jobs_seen"
 
 
 def literal(text: object) -> str:
@@ -32,103 +35,175 @@ def literal(text: object) -> str:
     return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", str(text))
 
 
-def require_data() -> mnist_model.MnistData:
-    """MNIST, or stop the page with the loader's explanation of how to supply it."""
+def require_engine() -> Engine:
+    """The engine, or stop the page: with progress while it starts, or with why it could not."""
     try:
-        return state.dataset()
-    except mnist_model.DataError as error:
+        connected = state.engine()
+    except EngineError as error:
+        st.error(f"**The model engine is not available.** {literal(error)}")
+        st.button("Try again", on_click=state.retry_engine, icon=":material/refresh:")
+        st.stop()
+    if connected is None:
+        st.fragment(run_every=0.5)(_engine_starting)()
+        st.stop()
+    return connected
+
+
+def _engine_starting() -> None:
+    if state.connector().engine is not None or state.connector().error:
+        st.rerun()
+    st.info("Starting the model engine (a local Ray instance): a few seconds after the server starts.")
+    st.progress(0.0, text="Starting the model engine...")
+
+
+def require_data() -> None:
+    """Stop the page with the loader's explanation when MNIST cannot be loaded."""
+    try:
+        require_engine().test_set()
+    except DataError as error:
         st.error(f"**MNIST could not be loaded.** {literal(error)}")
         st.stop()
 
 
-def require_run() -> mnist_model.TrainedRun:
-    """The selected run, or stop the page showing its training progress or why it failed."""
+def require_run() -> str:
+    """The cache key of the model in use, or stop the page showing its training progress."""
     require_data()
     settings = state.selected_settings()
-    job = state.training_job(settings)
-    if job.result is None:
-        st.info(f"This page shows the model **{settings.describe()}**, which is not ready yet.")
-        live_training(settings)
+    status = submit_or_explain(settings, owner=None)
+    if status.state != DONE:
+        st.info(f"This page shows the model **{literal(settings.describe())}**, which is not ready yet.")
+        live_job(settings)
         st.stop()
-    for note in job.result.notes:
-        st.warning(literal(note))
-    return state.trained_run(settings)
+    if status.message:
+        st.warning(literal(status.message))
+    return status.key
 
 
-def live_training(settings: mnist_model.TrainingSettings, *, curves: bool = False) -> None:
-    """Progress of the unfinished job for ``settings``, refreshed while it runs, or why it failed.
+def submit_or_explain(settings: TrainingSettings, owner: str | None) -> JobStatus:
+    """Submit training (or find the job or cached run), or stop the page with why it was refused."""
+    try:
+        return state.engine().submit(settings, owner=owner)
+    except QueueFull as error:
+        st.warning(literal(error))
+        st.stop()
+    except (EngineError, DataError) as error:
+        st.error(literal(error))
+        st.stop()
 
-    curves: also draw the accuracy curves, growing epoch by epoch.
+
+def live_job(settings: TrainingSettings, *, curves: bool = False) -> None:
+    """The queued or running job for ``settings``, refreshed each second, or how its last job ended.
+
+    curves: also draw the accuracy curves, growing epoch by epoch (and kept after a stop).
     """
-    job = state.training_job(settings)
-    if job.result is None:
-        st.fragment(run_every=POLL_SECONDS if job.running else None)(_live_training)(settings, curves)
+    status = state.job(settings)
+    active = status is not None and status.active
+    st.fragment(run_every=POLL_SECONDS if active else None)(_live_job)(settings, curves, active)
 
 
-def _live_training(settings: mnist_model.TrainingSettings, curves: bool) -> None:
-    job = state.training_job(settings)
-    if job.result is not None:
-        st.rerun()  # Training ended since the page ran: rerun the whole page to show the result.
-    if job.error is not None:
-        st.error(literal(job.error))
-        st.button("Try again", on_click=mnist_model.start_training, args=(settings,), icon=":material/refresh:")
+def _live_job(settings: TrainingSettings, curves: bool, was_active: bool) -> None:
+    status = state.job(settings)
+    if status is None:
         return
-    progress = job.progress
-    st.progress(progress.fraction if progress else 0.0, text=describe_progress(progress))
+    if was_active and not status.active:
+        _finished(status)
+        st.rerun()  # The job ended since the page ran: rerun the whole page to show the result.
+    progress = status.progress
+    if status.state == QUEUED:
+        starts = f", starting in about {formats.seconds(status.starts_in)}" if status.starts_in is not None else ""
+        st.progress(0.0, text=f"Waiting: number {status.position} in the training queue{starts}.")
+    elif status.active:
+        st.progress(progress.fraction if progress else 0.0, text=describe_progress(status))
+    elif status.state == STOPPED:
+        st.info(f"{literal(status.message or 'Stopped.')} Nothing was saved; the model in use did not change.")
+    elif status.state == FAILED:
+        st.error(literal(status.message or "Training failed."))
     if curves and progress is not None and progress.history:
         st.plotly_chart(charts.training_curves(progress.history, epochs=progress.epochs), key="live_curves")
-    st.button("Stop training", on_click=job.stop, icon=":material/stop_circle:", key="stop_live")
+    if status.active and status.owner == state.owner():
+        st.button("Stop training", on_click=_stop, args=(status.job_id,), icon=":material/stop_circle:", key="stop")
+    elif status.active and status.owner is not None:
+        st.caption("Another session started this training; only it can stop it.")
 
 
-def describe_progress(progress: mnist_model.Progress | None) -> str:
-    """One line such as ``Epoch 3 of 10 · 12 s left``."""
+def _stop(job_id: str) -> None:
+    try:
+        state.engine().stop(job_id, state.owner())
+    except EngineError as error:
+        st.toast(literal(error))
+
+
+def _finished(status: JobStatus) -> None:
+    """A job this session watched has ended: a finished training of this session becomes the model in use."""
+    if status.state == DONE and status.owner == state.owner() and status.settings == state.watched_settings():
+        state.select_settings(status.settings)
+        st.toast(f"Training finished: **{literal(formats.short_settings(status.settings))}** is now the model in use.")
+
+
+def describe_progress(status: JobStatus) -> str:
+    """One line such as ``Epoch 3 of 10 · 4 s elapsed · about 12 s left``."""
+    progress = status.progress
     if progress is None or progress.phase == "loading":
-        return "Loading the data and the cached model, or preparing to train..."
+        return "Starting a worker and loading the data..."
     if progress.phase != "training":
         return f"{progress.phase.capitalize()}..."
-    left = progress.seconds_left
-    remaining = f" · {left:.0f} s left" if left is not None else ""
-    return f"Epoch {progress.epoch} of {progress.epochs} · {progress.elapsed:.0f} s elapsed{remaining}"
+    left = f" · about {formats.seconds(status.ends_in)} left" if status.ends_in is not None else " · estimating..."
+    return f"Epoch {progress.epoch} of {progress.epochs} · {formats.seconds(progress.elapsed)} elapsed{left}"
 
 
 def sidebar() -> None:
-    """The model selector and the status of every training job in this server process."""
-    state.keep_keras_state()
+    """The model selector and the status of every training job on the engine."""
     with st.sidebar:
+        try:
+            connected = state.engine()
+        except EngineError:
+            connected = None
+        if connected is None:
+            st.caption("Model engine starting...")
+            return
         _model_selector()
-        running = bool(mnist_model.running_jobs())
-        st.fragment(run_every=POLL_SECONDS if running else IDLE_POLL_SECONDS)(_training_status)()
+        st.fragment(run_every=POLL_SECONDS)(_training_status)()
 
 
 def _model_selector() -> None:
     selected = state.selected_settings()
-    runs = {record.settings: record for record in mnist_model.list_runs()}
-    options = list(dict.fromkeys([selected, *runs, *(job.settings for job in mnist_model.running_jobs())]))
+    records = {record.settings: record for record in state.runs()}
+    options = list(dict.fromkeys([selected, *records]))
 
-    def label(settings: mnist_model.TrainingSettings) -> str:
-        record = runs.get(settings)
-        return f"{settings.describe()} ({record.test_accuracy:.2%})" if record else f"{settings.describe()} (new)"
+    def label(settings: TrainingSettings) -> str:
+        record = records.get(settings)
+        accuracy = f" · {formats.percent(record.test_accuracy)}" if record else " · training"
+        return formats.short_settings(settings) + accuracy
 
     st.selectbox(
         "Model in use",
         options,
         format_func=label,
-        help="Evaluation, Predict and Model show this run. Train others on the Training page.",
+        help="Evaluation, Model and Predict show this run. Train others on the Training page; "
+        "a training you start becomes the model in use when it finishes.",
         **state.remembered(state.SELECTED_SETTINGS, selected),
     )
+    st.caption(literal(selected.describe()))
 
 
 def _training_status() -> None:
-    state.keep_keras_state()
-    running = mnist_model.running_jobs()
-    seen = st.session_state.setdefault(_SEEN_RUNNING, set())
-    finished = seen - {job.settings for job in running}
-    st.session_state[_SEEN_RUNNING] = {job.settings for job in running}
-    if finished:
+    try:
+        jobs = [status for status in state.engine().jobs() if status.active]
+    except EngineError as error:
+        st.caption(literal(error))
+        return
+    seen = st.session_state.get(_ACTIVE_SEEN, set())
+    now = {status.job_id for status in jobs}
+    st.session_state[_ACTIVE_SEEN] = now
+    if seen - now:
         st.rerun()  # A job ended: rerun the whole page so it shows the new run.
-    if not running:
+    if not jobs:
         st.caption("No training under way.")
         return
-    for job in running:
-        st.caption(f"Training **{job.settings.describe()}**")
-        st.progress(job.progress.fraction if job.progress else 0.0, text=describe_progress(job.progress))
+    for status in jobs:
+        mine = " (yours)" if status.owner == state.owner() else ""
+        st.caption(f"**{literal(formats.short_settings(status.settings))}**{mine}")
+        if status.state == QUEUED:
+            st.progress(0.0, text=f"Number {status.position} in the queue")
+        else:
+            st.progress(status.progress.fraction if status.progress else 0.0, text=describe_progress(status))

@@ -1,9 +1,10 @@
 """Train, evaluate, inspect and use a handwritten-digit classifier on MNIST.
 
-The public API, by stage: :func:`load_mnist` (data); :class:`TrainingSettings`, :func:`train` and
-:func:`start_training` (training with cached results, in the foreground or the background);
-:func:`list_runs` (the cache); :func:`evaluate`; :class:`Predictor`; :func:`describe_layers`.
-Image preprocessing for uploads and drawings lives in :mod:`mnist_model.images`.
+The public API, by stage: :func:`load_mnist` (data); :class:`TrainingSettings` and :func:`train`
+(training with cached results); :func:`list_runs` (the cache); :func:`evaluate`; :class:`Predictor`;
+:func:`describe_layers`. Image preprocessing for uploads and drawings lives in
+:mod:`mnist_model.images`. :mod:`mnist_model.engine` runs all of it on Ray for a server with many
+users: a training queue, shared jobs, and models served from workers.
 
 TensorFlow takes seconds to import, so the names that need it are imported on first use: reading
 data, settings, cached-run listings and job status is immediate.
@@ -17,7 +18,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from mnist_model.artifacts import RunRecord, list_runs  # noqa: E402
 from mnist_model.data import DataError, MnistData, load_mnist  # noqa: E402
-from mnist_model.jobs import TrainingJob, find_job, running_jobs, start_training  # noqa: E402
 from mnist_model.settings import TrainingSettings  # noqa: E402
 
 _LAZY = {
@@ -38,13 +38,9 @@ __all__ = [
     "DataError",
     "MnistData",
     "RunRecord",
-    "TrainingJob",
     "TrainingSettings",
-    "find_job",
     "list_runs",
     "load_mnist",
-    "running_jobs",
-    "start_training",
     *_LAZY,
 ]
 

@@ -7,24 +7,14 @@ Every model-related call (training jobs, predictions, evaluations, summaries, we
 prepare) goes to the actors in :mod:`mnist_model.workers` and returns numpy arrays, dataclasses or
 bytes, so the caller never imports TensorFlow.
 
-Ray's processes must not be started from a short-lived thread: a child started with a parent-death
-signal dies with the thread that started it (ray-project/ray#45570), and a Streamlit script run is
-such a thread. :class:`LocalCluster` therefore starts the head from a thread of its own that lives
-as long as the process.
+The local instance is :class:`mnist_model.local_ray.LocalCluster`.
 """
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import logging
 import os
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -46,9 +36,10 @@ import ray.exceptions  # noqa: E402
 
 from mnist_model import artifacts, config, images, workers  # noqa: E402
 from mnist_model.data import DataError  # noqa: E402
-from mnist_model.records import JobStatus, ModelSummary  # noqa: E402
+from mnist_model.local_ray import LocalCluster  # noqa: E402
+from mnist_model.records import EngineError, JobStatus, ModelSummary, QueueFull  # noqa: E402  # noqa: E402
 from mnist_model.settings import TrainingSettings  # noqa: E402
-from mnist_model.workers import EngineConfig, EngineError, QueueFull  # noqa: E402
+from mnist_model.workers import EngineConfig  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +52,7 @@ QUEUE_LIMIT_ENV = "MNIST_QUEUE_LIMIT"
 JOBS_PER_SESSION_ENV = "MNIST_JOBS_PER_SESSION"
 MAX_RUNS_ENV = "MNIST_MAX_RUNS"
 MAX_STORE_MB_ENV = "MNIST_MAX_STORE_MB"
-# Seconds to wait for a local Ray instance to start, and for an answer to an ordinary call.
-START_SECONDS = 60.0
+# Seconds to wait for an answer to an ordinary call.
 CALL_SECONDS = 120.0
 # The resource only the head node has: the coordinator lives there, beside the artifacts store.
 HEAD_NODE = {"node:__internal_head__": 0.001}
@@ -106,94 +96,6 @@ def code_version() -> str:
     return digest.hexdigest()[:12]
 
 
-class LocalCluster:
-    """A Ray head on this machine, on loopback only, started by and stopping with this process."""
-
-    def __init__(self, num_cpus: int | None = None):
-        self.num_cpus = num_cpus
-        self.address: str | None = None
-        self.error: str | None = None
-        self.log_file = Path(tempfile.mkstemp(prefix="mnist-ray-", suffix=".log")[1])
-        self._process: subprocess.Popen | None = None
-        self._ready = threading.Event()
-        # The thread that starts the head lives as long as this process (see the module docstring).
-        self._thread = threading.Thread(target=self._run, name="ray-head", daemon=True)
-
-    def start(self, timeout: float = START_SECONDS) -> str:
-        """Start the head and return its address. Raises EngineError when it cannot start."""
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            self.stop()
-            raise EngineError(f"The local Ray instance did not start within {timeout:.0f} s.")
-        if self.error:
-            raise EngineError(self.error)
-        return self.address
-
-    def stop(self) -> None:
-        process = self._process
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-    def _run(self) -> None:
-        port = _free_port()
-        command = [
-            sys.executable,
-            "-m",
-            "ray.scripts.scripts",
-            "start",
-            "--head",
-            "--block",
-            f"--port={port}",
-            "--node-ip-address=127.0.0.1",
-            "--include-dashboard=false",
-            "--disable-usage-stats",
-        ]
-        if self.num_cpus is not None:
-            command.append(f"--num-cpus={self.num_cpus}")
-        # Ray binds its servers to the node's address; this setting keeps them on loopback.
-        environment = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-        environment.pop(ADDRESS_ENV, None)
-        with open(self.log_file, "wb") as output:
-            try:
-                self._process = subprocess.Popen(
-                    command, stdout=output, stderr=subprocess.STDOUT, env=environment, preexec_fn=_die_with_parent
-                )
-            except OSError as error:
-                self.error = f"Ray could not be started: {error}."
-                self._ready.set()
-                return
-        deadline = time.monotonic() + START_SECONDS
-        while time.monotonic() < deadline and self._process.poll() is None:
-            if b"Ray runtime started" in self.log_file.read_bytes():
-                self.address = f"127.0.0.1:{port}"
-                break
-            time.sleep(0.05)
-        if self.address is None:
-            tail = self.log_file.read_text(errors="replace")[-600:]
-            self.error = f"Ray could not be started (exit status {self._process.poll()}): {tail}"
-            log.error("%s", self.error)
-        self._ready.set()
-        code = self._process.wait()
-        if self.address is not None:
-            log.warning("the local Ray instance stopped (exit status %s)", code)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: receive SIGTERM when the thread that started it ends (Linux only)."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 class Engine:
     """A connection to the work engine. Every method returns plain data; errors are EngineError,
     QueueFull, DataError (MNIST missing or invalid) or ImageError (an unusable image).
@@ -224,7 +126,6 @@ class Engine:
                     namespace=NAMESPACE,
                     runtime_env={"py_modules": [str(Path(__file__).parent)]},
                     logging_level=logging.WARNING,
-                    log_to_driver=False,
                 )
             except (ConnectionError, RuntimeError, ValueError) as error:
                 log.error("cannot connect to the Ray cluster at %s: %s", address, error)

@@ -11,6 +11,14 @@ from dataclasses import dataclass
 from mnist_model.settings import TrainingSettings
 
 
+class EngineError(Exception):
+    """Something the work engine refuses or cannot do; the message says what happened and what to do."""
+
+
+class QueueFull(EngineError):
+    """A training request over the queue's bounds."""
+
+
 class TrainingStopped(Exception):
     """Training was stopped on request before it finished; nothing was cached."""
 

@@ -69,6 +69,18 @@ class TrainedRun:
     def model_file(self) -> Path | None:
         return self.path / artifacts.MODEL_FILE if self.path else None
 
+    def manifest(self) -> dict:
+        """What the cache stores beside the model (the checksum and versions are added on saving)."""
+        return {
+            "settings": self.settings.to_dict(),
+            "history": [dataclasses.asdict(epoch) for epoch in self.history],
+            "test_loss": self.test_loss,
+            "test_accuracy": self.test_accuracy,
+            "created": self.created,
+            "train_seconds": self.train_seconds,
+            "data_fingerprint": self.data_fingerprint,
+        }
+
 
 def train(
     settings: TrainingSettings | None = None,
@@ -139,17 +151,8 @@ def _train_and_save(settings, data, root, key, progress, stop, notes, *, save: b
     )
     if save:
         _report(progress, "saving", settings.epochs, settings, 1.0, train_seconds, history)
-        manifest = {
-            "settings": settings.to_dict(),
-            "history": [dataclasses.asdict(epoch) for epoch in history],
-            "test_loss": test_loss,
-            "test_accuracy": test_accuracy,
-            "created": run.created,
-            "train_seconds": train_seconds,
-            "data_fingerprint": data.fingerprint,
-        }
         try:
-            run.path = artifacts.save_run(root, key, model, manifest)
+            run.path = artifacts.save_run(root, key, model, run.manifest())
         except OSError as error:
             message = f"The trained model could not be saved to {root} ({error}); it is kept in memory only."
             log.warning(message)

@@ -30,7 +30,18 @@ import ray.exceptions
 
 from mnist_model import artifacts, images
 from mnist_model.data import DataError, MnistData, load_mnist
-from mnist_model.records import DONE, FAILED, QUEUED, RUNNING, STOPPED, JobStatus, Progress, TrainingStopped
+from mnist_model.records import (
+    DONE,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    STOPPED,
+    EngineError,
+    JobStatus,
+    Progress,
+    QueueFull,
+    TrainingStopped,
+)
 from mnist_model.settings import TrainingSettings
 
 log = logging.getLogger(__name__)
@@ -45,14 +56,6 @@ IN_USE_SECONDS = 15 * 60
 REPORT_SECONDS = 0.25
 # Rough seconds per epoch before any run of an architecture has finished, for queue estimates.
 SECONDS_PER_EPOCH = {"mlp": 1.5, "cnn": 9.0}
-
-
-class EngineError(Exception):
-    """Something the engine refuses or cannot do; the message says what happened and what to do."""
-
-
-class QueueFull(EngineError):
-    """A training request over the queue's bounds."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class Coordinator:
     """The cluster's registry of training jobs, its queue, its artifacts store and its MNIST copy."""
 
     def __init__(self, config: EngineConfig):
+        _log_to_stderr()
         self._config = config
         self._root = Path(config.artifacts)
         self._lock = threading.Lock()
@@ -407,6 +411,17 @@ class Coordinator:
             per_epoch = float(np.median(finished))
         elapsed = time.time() - job.started if job.started else 0.0
         return max(per_epoch * job.settings.epochs - elapsed, 0.0)
+
+
+def _log_to_stderr() -> None:
+    """Send this package's log lines (one per training run, every warning) to the worker's standard error,
+    which Ray forwards to the log of each connected driver, such as the dashboard's server."""
+    package_log = logging.getLogger("mnist_model")
+    if not package_log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        package_log.addHandler(handler)
+        package_log.setLevel(logging.INFO)
 
 
 def _failure_message(cause: BaseException) -> str:

@@ -1,13 +1,15 @@
 """The dashboard's pages under Streamlit's AppTest: each renders, shows what it should, and answers its inputs.
 
-The pages run in this process against a small run trained once per session on the real MNIST copy
-(three epochs of the dense network, a few seconds), cached in a temporary artifacts folder. What a
-page shows is checked against values computed here directly with ``mnist_model``.
+The pages run in this process against the work engine on a local Ray instance started for the
+module, with a small run trained once on the real MNIST copy (three epochs of the dense network)
+into a temporary artifacts folder. What a page shows is checked against values computed here
+directly with ``mnist_model``, from the same cached run loaded in this process.
 """
 
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,8 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import mnist_model
+import mnist_model.engine
+from dashboard import formats, state
 from mnist_model import images
 
 pytestmark = pytest.mark.integration
@@ -30,19 +34,34 @@ PAGES = ["overview", "training", "evaluation", "model", "predict"]
 
 @pytest.fixture(scope="module")
 def trained(mnist_path: Path, tmp_path_factory: pytest.TempPathFactory) -> mnist_model.TrainedRun:
-    """The run the pages show, trained once into a fresh artifacts folder (with a second run to compare)."""
+    """The run the pages show, trained once by the engine into a fresh artifacts folder (with a second run
+    to compare), then loaded from that cache in this process for reference values."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MNIST_DATA", str(mnist_path))
         patch.setenv("MNIST_ARTIFACTS", str(tmp_path_factory.mktemp("dashboard-artifacts")))
         st.cache_resource.clear()
         st.cache_data.clear()
+        connection = state.connector()
+        assert connection._thread.is_alive()
+        deadline = time.monotonic() + 120
+        while connection.engine is None and connection.error is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert connection.engine is not None, connection.error
         for settings in (OTHER_SETTINGS, SETTINGS):
-            job = mnist_model.start_training(settings)
-            job.wait()
-            assert job.result is not None, job.error
-        yield job.result
+            wait_until_done(connection.engine, settings)
+        yield mnist_model.train(SETTINGS)
     st.cache_resource.clear()
     st.cache_data.clear()
+
+
+def wait_until_done(engine, settings: mnist_model.TrainingSettings, timeout: float = 300):
+    status = engine.submit(settings)
+    deadline = time.monotonic() + timeout
+    while status.active and time.monotonic() < deadline:
+        time.sleep(0.2)
+        status = engine.job(settings)
+    assert status.state == "done", status
+    return status
 
 
 @pytest.fixture
@@ -128,12 +147,16 @@ def test_training_page_lists_both_cached_runs(app: AppTest) -> None:
     assert len(mnist_model.list_runs()) >= 2
 
 
-def test_training_form_starts_and_selects_the_chosen_settings(app: AppTest) -> None:
+def test_training_form_shows_the_new_run_and_keeps_the_model_in_use(app: AppTest) -> None:
     open_page(app, "training")
     app.slider[0].set_value(1)
     next(button for button in app.button if button.label == "Train").click().run()
-    assert app.session_state["selected_settings"] == OTHER_SETTINGS
     assert not app.exception
+    # The chosen settings are cached already: the page shows that run and offers it, without switching to it.
+    assert app.session_state["watched_settings"] == OTHER_SETTINGS
+    assert app.session_state["selected_settings"] == SETTINGS
+    next(button for button in app.button if button.label == "Use this model").click().run()
+    assert app.session_state["selected_settings"] == OTHER_SETTINGS
 
 
 def test_predict_shows_what_the_model_predicts_for_a_test_index(app: AppTest, trained) -> None:
@@ -169,7 +192,7 @@ def test_selected_run_survives_a_page_switch(app: AppTest) -> None:
     open_page(app, "model")
     open_page(app, "training")
     assert app.session_state["selected_settings"] == OTHER_SETTINGS
-    assert app.subheader[0].value == OTHER_SETTINGS.describe()
+    assert app.subheader[0].value == formats.short_settings(OTHER_SETTINGS)
 
 
 def test_upload_shows_the_steps_and_the_models_prediction(app: AppTest, trained) -> None:
@@ -198,24 +221,21 @@ def test_a_refused_upload_shows_a_message_and_the_page_keeps_working(app: AppTes
     assert metric(app, "Predicted digit")
 
 
-def test_a_failed_training_is_reported_with_a_way_to_retry(app: AppTest) -> None:
-    settings = mnist_model.TrainingSettings(epochs=200, seed=11)
-    job = mnist_model.start_training(settings)
-    job.stop()
-    job.wait()
-    app.session_state["selected_settings"] = settings
+def test_a_stopped_training_is_information_and_the_model_in_use_stays(app: AppTest) -> None:
+    engine = state.engine()
+    settings = mnist_model.TrainingSettings(epochs=200, seed=12)
+    status = engine.submit(settings, owner="another session")
+    with pytest.raises(mnist_model.engine.EngineError, match="Only the session that started"):
+        engine.stop(status.job_id, "this session")
+    engine.stop(status.job_id, "another session")
+    deadline = time.monotonic() + 60
+    while engine.job(settings).active and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert engine.job(settings).state == "stopped"
+    app.session_state["watched_settings"] = settings
+    open_page(app, "training")
+    assert not app.error, [item.value for item in app.error]
+    assert any("stopped" in item.value.lower() and "did not change" in item.value for item in app.info)
+    assert app.session_state["selected_settings"] == SETTINGS
     open_page(app, "evaluation")
-    assert any("Stopped" in item.value for item in app.error)
-    assert any(button.label == "Try again" for button in app.button)
-
-
-def test_missing_data_is_explained_without_a_traceback(monkeypatch: pytest.MonkeyPatch, trained) -> None:
-    monkeypatch.setenv("MNIST_DATA", "/nonexistent/mnist.npz")
-    st.cache_resource.clear()
-    try:
-        app = AppTest.from_file(APP, default_timeout=60).run()
-        assert not app.exception
-        # The message is Markdown with every punctuation mark escaped, so that it shows as written.
-        assert "MNIST_DATA points to /nonexistent/mnist.npz" in app.error[0].value.replace("\\", "")
-    finally:
-        st.cache_resource.clear()
+    assert metric(app, "Test accuracy")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import charts, state, ui
+from dashboard import charts, formats, state, ui
 
 GALLERY_SIZE = 40
 ANY = "any"
@@ -18,10 +18,9 @@ def choose_cell() -> None:
 
 
 st.title("Evaluation")
-ui.require_run()
-settings = state.selected_settings()
-result = state.evaluation(settings)
-data = state.dataset()
+key = ui.require_run()
+result = state.evaluation(key)
+test_images, _ = state.test_set()
 
 columns = st.columns(3)
 columns[0].metric("Test accuracy", f"{result.accuracy:.2%}")
@@ -31,9 +30,13 @@ columns[2].metric("Misclassified", f"{len(result.misclassified):,} of {len(resul
 matrix, scores = st.columns(2, gap="large")
 with matrix:
     st.subheader("Confusion matrix")
-    normalise = st.toggle("Share of each true digit", help="Divide each row by its total.", key="normalise")
+    left, right = st.columns(2)
+    normalise = left.toggle("Share of each true digit", help="Divide each row by its total.", key="normalise")
+    mistakes_only = right.toggle(
+        "Mistakes only", help="Grey out the correct answers so the colours show only the mistakes.", key="mistakes_only"
+    )
     st.plotly_chart(
-        charts.confusion_heatmap(result.confusion, normalise=normalise),
+        charts.confusion_heatmap(result.confusion, normalise=normalise, mistakes_only=mistakes_only),
         key="confusion",
         on_select=choose_cell,
         selection_mode="points",
@@ -41,13 +44,11 @@ with matrix:
     st.caption("Click a cell to show its images below.")
 with scores:
     st.subheader("Per digit")
-    st.dataframe(
-        result.per_class_rows(),
-        hide_index=True,
-        column_config={
-            name: st.column_config.NumberColumn(name, format="percent") for name in ("precision", "recall", "f1")
-        },
-    )
+    rows = [
+        {**row, **{name: formats.percent(row[name]) for name in ("precision", "recall", "f1")}}
+        for row in result.per_class_rows()
+    ]
+    st.dataframe(rows, hide_index=True)
 
 st.subheader("Misclassified test images")
 left, right = st.columns(2)
@@ -66,7 +67,7 @@ if len(chosen) == 0:
 st.caption(f"{len(chosen):,} images, most confident mistakes first; showing up to {GALLERY_SIZE}.")
 shown = chosen[:GALLERY_SIZE]
 st.image(
-    [charts.pixelated(data.test_images[index], 3) for index in shown],
+    [charts.pixelated(test_images[index], 3) for index in shown],
     caption=[
         f"#{index}: {result.labels[index]} → {result.predictions[index]} ({result.confidence[index]:.0%})"
         for index in shown

@@ -5,15 +5,19 @@ import streamlit as st
 from dashboard import charts, state, ui
 
 st.title("Model")
-run = ui.require_run()
+key = ui.require_run()
 settings = state.selected_settings()
-summary = state.layer_summary(settings)
+summary = state.layer_summary(key)
 
 st.caption(settings.describe())
 columns = st.columns(3)
 columns[0].metric("Parameters", f"{summary.total_parameters:,}")
 columns[1].metric("Trainable", f"{summary.trainable_parameters:,}")
-columns[2].metric("Non-trainable", f"{summary.non_trainable_parameters:,}", help="Batch-normalisation statistics.")
+columns[2].metric(
+    "Non-trainable",
+    f"{summary.non_trainable_parameters:,}",
+    help="Parameters that training does not change; these networks have none.",
+)
 
 st.subheader("Layers")
 st.dataframe(
@@ -27,7 +31,7 @@ st.dataframe(
 )
 
 st.subheader("Weights")
-weights = state.layer_weights(settings)
+weights = state.layer_weights(key)
 layer = st.selectbox(
     "Layer", list(weights), width=320, **state.remembered("weights_layer", next(iter(weights), None), weights)
 )
@@ -40,22 +44,18 @@ else:
 
 st.subheader("Downloads")
 left, right = st.columns(2)
-model_file = state.model_file_bytes(run)
-if model_file is None:
-    left.info("The model was not saved to disk, so there is no file to download.")
-else:
-    left.download_button(
-        "Model (.keras)",
-        model_file,
-        file_name=f"mnist-{run.key}.keras",
-        mime="application/zip",
-        icon=":material/download:",
-        on_click="ignore",
-    )
+left.download_button(
+    "Model (.keras)",
+    state.model_file(key),
+    file_name=f"mnist-{key}.keras",
+    mime="application/zip",
+    icon=":material/download:",
+    on_click="ignore",
+)
 right.download_button(
     "Test predictions (.csv)",
-    state.predictions_csv(settings),
-    file_name=f"mnist-{run.key}-test-predictions.csv",
+    state.predictions_csv(key),
+    file_name=f"mnist-{key}-test-predictions.csv",
     mime="text/csv",
     icon=":material/download:",
     on_click="ignore",

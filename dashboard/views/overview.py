@@ -3,7 +3,8 @@
 import numpy as np
 import streamlit as st
 
-from dashboard import charts, state, ui
+from dashboard import charts, formats, state, ui
+from mnist_model.records import DONE
 
 SAMPLES_PER_DIGIT = 12
 
@@ -14,33 +15,33 @@ def reshuffle() -> None:
 
 st.title("MNIST digit classifier")
 st.caption("Train a neural network to read handwritten digits, see how it does and why, and try it on your own digits.")
-data = ui.require_data()
 
 settings = state.selected_settings()
-job = state.training_job(settings)
-# Until the model itself has loaded, a cached run's manifest already has its figures.
-run = job.result or state.cached_record(settings)
 st.subheader("Model in use")
-if run is None:
-    st.info(
-        f"Getting **{settings.describe()}** ready: the first visit trains it once (a few seconds for the "
-        "default network); later visits load it from the cache. Other pages fill in when it is ready."
-    )
-    ui.live_training(settings, curves=True)
-else:
-    last = run.history[-1] if run.history else None
-    val_accuracy = last["val_accuracy"] if isinstance(last, dict) else getattr(last, "val_accuracy", None)
+# The cached run's figures come from its manifest, shown even while the engine starts.
+record = state.record_for(settings)
+if record is not None:
+    last = record.history[-1] if record.history else {}
     columns = st.columns(4)
-    columns[0].metric("Test accuracy", f"{run.test_accuracy:.2%}")
-    columns[1].metric("Test loss", f"{run.test_loss:.4f}")
-    columns[2].metric("Validation accuracy", f"{val_accuracy:.2%}" if val_accuracy is not None else "n/a")
-    columns[3].metric("Training time", f"{run.train_seconds:.0f} s", help="Time the run took when it was trained.")
-    if job.result is None:
-        st.caption(f"{settings.describe()} · loading the model from the cache · trained {run.created}")
-        ui.live_training(settings)
+    columns[0].metric("Test accuracy", f"{record.test_accuracy:.2%}")
+    columns[1].metric("Test loss", f"{record.test_loss:.4f}")
+    columns[2].metric("Validation accuracy", f"{last['val_accuracy']:.2%}" if "val_accuracy" in last else "n/a")
+    columns[3].metric(
+        "Training time", formats.seconds(record.train_seconds), help="Time the run took when it was trained."
+    )
+    st.caption(f"{ui.literal(settings.describe())} · trained {formats.when(record.created)}")
+
+ui.require_data()
+if record is None:
+    status = ui.submit_or_explain(settings, owner=None)
+    if status.state != DONE:
+        st.info(
+            f"Getting **{ui.literal(settings.describe())}** ready: it is trained once (seconds for the default "
+            "network) and then kept for every visit. The other pages fill in when it is ready."
+        )
+        ui.live_job(settings, curves=True)
     else:
-        origin = "loaded from the cache" if run.from_cache else "trained in this server session"
-        st.caption(f"{settings.describe()} · {origin} · trained {run.created}")
+        st.rerun()
 
 images, balance = st.columns([3, 2], gap="large")
 with images:
@@ -50,6 +51,8 @@ with images:
     st.image(charts.pixelated(charts.mosaic(samples), 2), width="content")
     st.button("Reshuffle", on_click=reshuffle, icon=":material/shuffle:")
 with balance:
+    counts = state.class_counts()
+    totals = counts.groupby("split")["images"].sum()
     st.subheader("Class balance")
-    st.caption(f"Images per digit: {len(data.train_images):,} for training, {len(data.test_images):,} for testing.")
-    st.plotly_chart(charts.class_balance(state.class_counts()), key="class_balance")
+    st.caption(f"Images per digit: {totals['train']:,} for training, {totals['test']:,} for testing.")
+    st.plotly_chart(charts.class_balance(counts), key="class_balance")

@@ -14,7 +14,9 @@ STEPS = {"decoded": "As uploaded", "grey": "Grey, paper removed", "cropped": "Di
 
 def show_prediction(image: np.ndarray, true_label: int | None = None) -> None:
     """The predicted digit, its probability and the bar chart of all ten, for one (28, 28) image."""
-    digit, confidence, probabilities = state.predictor(state.selected_settings()).predict_digit(image)
+    probabilities = state.predict(state.selected_settings(), image)
+    digit = int(probabilities.argmax())
+    confidence = float(probabilities[digit])
     columns = st.columns(2 if true_label is None else 3)
     columns[0].metric("Predicted digit", digit)
     columns[1].metric("Confidence", f"{confidence:.1%}")
@@ -36,8 +38,7 @@ def random_index(count: int) -> None:
 
 @st.fragment
 def test_image() -> None:
-    data = state.dataset()
-    test_images, test_labels = data.test_images, data.test_labels
+    test_images, test_labels = state.test_set()
     left, right = st.columns([1, 2], gap="large")
     with left:
         index = st.number_input(
@@ -56,7 +57,7 @@ def upload() -> None:
         st.info("Upload a photo, scan or drawing of one digit, dark on light or light on dark.")
         return
     try:
-        prepared = images.preprocess_file(uploaded, name=uploaded.name)
+        prepared = state.prepared_upload(uploaded.getvalue(), uploaded.name)
     except images.ImageError as error:
         st.error(f"**This file cannot be used.** {ui.literal(error)}")
         return
@@ -87,7 +88,7 @@ def draw() -> None:
             st.info("Draw a digit in the black box; the prediction updates as you draw.")
             return
         try:
-            prepared = images.preprocess_canvas(drawing.image_data)
+            prepared = state.engine().prepare_canvas(drawing.image_data)
         except images.ImageError:
             st.info("Draw a digit in the black box; the prediction updates as you draw.")
             return

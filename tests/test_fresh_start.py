@@ -1,0 +1,128 @@
+"""What a first visitor meets on a freshly started server, and a server that keeps its engine for minutes.
+
+Each start is a real ``streamlit run`` (its own local Ray instance) opened in headless Chromium the
+moment its health check answers, on every page at once, with no waiting beyond what a person would
+see: no page may show an exception, on an empty store (the default model still training) or on a
+cached one, and the server's log must stay free of tracebacks. The web server must not load
+TensorFlow, and must stop its Ray processes when it stops.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from reliability.browser import chromium
+from reliability.processes import Dashboard, resident_mb
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+PAGES = ["", "training", "evaluation", "model", "predict"]
+# Seconds each page is watched after opening: the first visit's whole start, engine included.
+WATCH_SECONDS = 12
+# Cached starts, then one on an empty store; CI may ask for more with FRESH_STARTS.
+CACHED_STARTS = int(os.environ.get("FRESH_STARTS", "3"))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Browser:
+    with chromium() as browser:
+        yield browser
+
+
+def exceptions_on(page: Page) -> int:
+    return page.locator('[data-testid="stException"]').count()
+
+
+def open_every_page(browser: Browser, url: str) -> list[Page]:
+    pages = []
+    for name in PAGES:
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        page.goto(f"{url}/{name}")
+        pages.append(page)
+    return pages
+
+
+def watch(pages: list[Page], seconds: float) -> list[str]:
+    """The pages that showed an exception at any poll while they were watched."""
+    failed: set[str] = set()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for page in pages:
+            if exceptions_on(page):
+                failed.add(page.url)
+        time.sleep(0.25)
+    return sorted(failed)
+
+
+def ray_processes_of(pid: int) -> list[int]:
+    """Ray's server processes (GCS, raylet) that descend from ``pid``."""
+    listing = subprocess.run(["ps", "-eo", "pid=,ppid=,comm="], capture_output=True, text=True).stdout.split("\n")
+    children: dict[int, list[tuple[int, str]]] = {}
+    for line in listing:
+        parts = line.split(None, 2)
+        if len(parts) == 3:
+            children.setdefault(int(parts[1]), []).append((int(parts[0]), parts[2]))
+    found, stack = [], [pid]
+    while stack:
+        for child, name in children.get(stack.pop(), []):
+            stack.append(child)
+            if name in ("gcs_server", "raylet"):
+                found.append(child)
+    return found
+
+
+def test_fresh_starts_show_no_exception_on_any_page(browser: Browser, mnist_path: Path, tmp_path: Path) -> None:
+    artifacts = tmp_path / "artifacts"
+    starts = ["empty"] + ["cached"] * CACHED_STARTS
+    for number, kind in enumerate(starts):
+        with Dashboard(artifacts, tmp_path / f"start-{number}.log", MNIST_DATA=str(mnist_path)) as dashboard:
+            pages = open_every_page(browser, dashboard.url)
+            failed = watch(pages, WATCH_SECONDS)
+            assert not failed, f"start {number} ({kind}): exceptions on {failed}\n{dashboard.log_text()[-2000:]}"
+            if kind == "empty":
+                # The first visit trains the default model; the Overview shows it when ready.
+                expect(pages[0].get_by_text("Test accuracy")).to_be_visible(timeout=300_000)
+            else:
+                expect(pages[0].get_by_text("Test accuracy")).to_be_visible(timeout=30_000)
+            assert dashboard.tracebacks() == 0, dashboard.log_text()[-2000:]
+            heads = ray_processes_of(dashboard.pid)
+            assert heads, "the server should run its own local Ray instance"
+            for page in pages:
+                page.close()
+        time.sleep(2)
+        leftover = [pid for pid in heads if Path(f"/proc/{pid}").exists()]
+        assert not leftover, f"Ray processes {leftover} outlived the server"
+
+
+def test_the_web_server_stays_light_and_keeps_answering_after_a_minute(
+    browser: Browser, mnist_path: Path, tmp_path: Path
+) -> None:
+    artifacts = tmp_path / "artifacts"
+    with Dashboard(artifacts, tmp_path / "server.log", MNIST_DATA=str(mnist_path)) as dashboard:
+        first = browser.new_page(viewport={"width": 1200, "height": 800})
+        first.goto(dashboard.url)
+        expect(first.get_by_text("Test accuracy")).to_be_visible(timeout=300_000)
+        # A prediction in a second session, then every page, as a visitor would.
+        predict = browser.new_page(viewport={"width": 1200, "height": 800})
+        predict.goto(f"{dashboard.url}/predict")
+        expect(predict.get_by_text("Predicted digit")).to_be_visible(timeout=60_000)
+        others = open_every_page(browser, dashboard.url)
+        assert not watch(others, 5)
+        maps = Path(f"/proc/{dashboard.pid}/maps").read_text()
+        assert "libtensorflow" not in maps, "the web server loaded TensorFlow"
+        memory = resident_mb(dashboard.pid)
+        print(f"web server resident memory after every page and a prediction: {memory:.0f} MB")
+        # Ray's driver must survive script runs ending: new sessions are answered after more than a minute.
+        time.sleep(65)
+        assert dashboard.healthy(), dashboard.log_text()[-2000:]
+        later = open_every_page(browser, dashboard.url)
+        assert not watch(later, 5)
+        expect(later[0].get_by_text("Test accuracy")).to_be_visible(timeout=30_000)
+        expect(later[4].get_by_text("Predicted digit")).to_be_visible(timeout=30_000)
+        assert dashboard.tracebacks() == 0, dashboard.log_text()[-2000:]
