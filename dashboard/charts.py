@@ -345,6 +345,15 @@ def mosaic(images: np.ndarray, gap: int = 2) -> np.ndarray:
     return tiled[:-gap, :-gap]
 
 
+def square(image: np.ndarray) -> np.ndarray:
+    """``image`` padded to a square (black for grey images, white for colour), so a row of steps lines up."""
+    height, width = image.shape[:2]
+    side = max(height, width)
+    top, left = (side - height) // 2, (side - width) // 2
+    padding = [(top, side - height - top), (left, side - width - left)] + [(0, 0)] * (image.ndim - 2)
+    return np.pad(image, padding, constant_values=0 if image.ndim == 2 else 255)
+
+
 def pixelated(image: np.ndarray, scale: int = 4) -> np.ndarray:
     """``image`` with each pixel repeated ``scale`` times each way, so browsers show it crisp, not blurred."""
     return np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)

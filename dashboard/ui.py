@@ -171,9 +171,7 @@ def _model_selector() -> None:
     options = list(dict.fromkeys([selected, *records]))
 
     def label(settings: TrainingSettings) -> str:
-        record = records.get(settings)
-        accuracy = f" · {formats.percent(record.test_accuracy)}" if record else " · training"
-        return formats.short_settings(settings) + accuracy
+        return formats.short_settings(settings)
 
     st.selectbox(
         "Model in use",
@@ -183,7 +181,9 @@ def _model_selector() -> None:
         "a training you start becomes the model in use when it finishes.",
         **state.remembered(state.SELECTED_SETTINGS, selected),
     )
-    st.caption(literal(selected.describe()))
+    record = records.get(selected)
+    accuracy = f"{record.test_accuracy:.2%} test accuracy · " if record else ""
+    st.caption(accuracy + literal(selected.describe()))
 
 
 def _training_status() -> None:

@@ -117,16 +117,14 @@ class Engine:
         engine_settings = engine_config()
         address = address or os.environ.get(ADDRESS_ENV)
         if not ray.is_initialized():
+            # A cluster elsewhere gets this package's code from here; a local one imports it in place.
+            runtime_env = {"py_modules": [str(Path(__file__).parent)]}
             if not address:
                 local = local or LocalCluster()
                 address = local.start()
+                runtime_env = None
             try:
-                ray.init(
-                    address=address,
-                    namespace=NAMESPACE,
-                    runtime_env={"py_modules": [str(Path(__file__).parent)]},
-                    logging_level=logging.WARNING,
-                )
+                ray.init(address=address, namespace=NAMESPACE, runtime_env=runtime_env, logging_level=logging.WARNING)
             except (ConnectionError, RuntimeError, ValueError) as error:
                 log.error("cannot connect to the Ray cluster at %s: %s", address, error)
                 raise EngineError(

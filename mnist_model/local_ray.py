@@ -80,7 +80,14 @@ class LocalCluster:
         if self.num_cpus is not None:
             command.append(f"--num-cpus={self.num_cpus}")
         # Ray binds its servers to the node's address; this setting keeps them on loopback.
-        environment = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "PYTHONPATH": _import_path()}
+        environment = {
+            **os.environ,
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+            "PYTHONPATH": _import_path(),
+            # Ray lowers its workers' priority by default; here they are this server's own work, and
+            # training shares the CPU fairly with the pages people are watching.
+            "RAY_worker_niceness": "0",
+        }
         environment.pop(ADDRESS_ENV, None)
         with open(self.log_file, "wb") as output:
             try:

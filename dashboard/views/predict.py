@@ -63,7 +63,9 @@ def upload() -> None:
         return
     for column, (step, caption) in zip(st.columns(len(STEPS)), STEPS.items(), strict=True):
         picture = getattr(prepared, step)
-        column.image(charts.pixelated(picture, 6) if step == "final" else picture, caption=caption, width=168)
+        column.image(
+            charts.pixelated(picture, 6) if step == "final" else charts.square(picture), caption=caption, width=168
+        )
     if prepared.notes:
         st.caption("Preprocessing: " + "; ".join(prepared.notes) + ".")
     show_prediction(prepared.model_input)
@@ -73,7 +75,6 @@ def upload() -> None:
 def draw() -> None:
     left, right = st.columns([1, 2], gap="large")
     with left:
-        st.caption("Draw with the mouse, a pen or a finger; the bin above the box clears it.")
         drawing = st_canvas(
             stroke_width=20,
             stroke_color="#ffffff",
@@ -83,6 +84,8 @@ def draw() -> None:
             return_image_data=True,
             key="canvas",
         )
+        st.space("small")
+        st.caption("Draw with the mouse, a pen or a finger. The bin in the toolbar under the box clears it.")
     with right:
         if drawing.image_data is None:
             st.info("Draw a digit in the black box; the prediction updates as you draw.")

@@ -1,0 +1,104 @@
+"""The store's bounds and its byte-level saving: least recently used runs go first, kept runs never do."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from mnist_model import artifacts
+from mnist_model.settings import TrainingSettings
+
+
+def planted_entry(root: Path, key: str, size: int, used: float) -> Path:
+    """A store entry of ``size`` bytes whose last use is ``used`` (a modification time)."""
+    entry = artifacts.runs_dir(root) / key
+    entry.mkdir(parents=True)
+    (entry / artifacts.MODEL_FILE).write_bytes(b"\0" * size)
+    (entry / artifacts.MANIFEST_FILE).write_text("{}")
+    os.utime(entry, (used, used))
+    return entry
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    for number in range(5):
+        planted_entry(tmp_path, f"mlp-{number}", 1000, used=1_000_000 + number)
+    return tmp_path
+
+
+def remaining(root: Path) -> list[str]:
+    return sorted(entry.name for entry in artifacts.runs_dir(root).iterdir())
+
+
+def test_prune_deletes_the_least_recently_used_runs_down_to_the_count(store: Path) -> None:
+    deleted = artifacts.prune(store, max_runs=3, max_bytes=10**9)
+    assert deleted == ["mlp-0", "mlp-1"]
+    assert remaining(store) == ["mlp-2", "mlp-3", "mlp-4"]
+
+
+def test_prune_honours_the_byte_bound(store: Path) -> None:
+    artifacts.prune(store, max_runs=100, max_bytes=2500)
+    # Each entry holds 1,000 bytes of model and 2 of manifest: two fit under 2,500 bytes.
+    assert remaining(store) == ["mlp-3", "mlp-4"]
+
+
+def test_prune_never_deletes_kept_runs_even_over_the_bound(store: Path) -> None:
+    deleted = artifacts.prune(store, max_runs=1, max_bytes=10**9, keep={"mlp-0", "mlp-1"})
+    assert deleted == ["mlp-2", "mlp-3", "mlp-4"]
+    assert remaining(store) == ["mlp-0", "mlp-1"]
+
+
+def test_touch_makes_a_run_the_most_recently_used(store: Path) -> None:
+    artifacts.touch(store, "mlp-0")
+    artifacts.prune(store, max_runs=1, max_bytes=10**9)
+    assert remaining(store) == ["mlp-0"]
+
+
+def test_prune_leaves_a_planted_link_and_its_target_alone(
+    store: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    (elsewhere / "precious.txt").write_text("keep me")
+    (artifacts.runs_dir(store) / "mlp-link").symlink_to(elsewhere, target_is_directory=True)
+    artifacts.prune(store, max_runs=0, max_bytes=0)
+    assert (elsewhere / "precious.txt").read_text() == "keep me"
+
+
+def test_saving_over_a_planted_link_writes_a_real_folder_and_spares_the_target(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    (elsewhere / ".tmp-precious").write_text("keep me")
+    (elsewhere / artifacts.MANIFEST_FILE).write_text("keep me too")
+    key = "mlp-0123456789abcdef"
+    artifacts.runs_dir(tmp_path).mkdir(parents=True)
+    (artifacts.runs_dir(tmp_path) / key).symlink_to(elsewhere, target_is_directory=True)
+    manifest = {"settings": TrainingSettings().to_dict(), "history": []}
+    entry = artifacts.save_run_bytes(tmp_path, key, b"model bytes", manifest)
+    assert not entry.is_symlink() and entry.is_dir()
+    assert (elsewhere / ".tmp-precious").read_text() == "keep me"
+    assert (elsewhere / artifacts.MANIFEST_FILE).read_text() == "keep me too"
+    saved = json.loads((entry / artifacts.MANIFEST_FILE).read_text())
+    assert saved["key"] == key
+    assert saved["model_sha256"] == hashlib.sha256(b"model bytes").hexdigest()
+
+
+def test_read_run_bytes_refuses_bytes_that_do_not_match_the_manifest(tmp_path: Path) -> None:
+    key = "mlp-0123456789abcdef"
+    manifest = {
+        "settings": TrainingSettings().to_dict(),
+        "history": [],
+        "test_loss": 0.1,
+        "test_accuracy": 0.9,
+        "created": "2026-01-01T00:00:00+00:00",
+        "train_seconds": 1.0,
+    }
+    entry = artifacts.save_run_bytes(tmp_path, key, b"not a zip", manifest)
+    # Right checksum but not a Keras archive: refused by the archive check.
+    assert artifacts.read_run_bytes(tmp_path, key) is None
+    (entry / artifacts.MODEL_FILE).write_bytes(b"swapped")
+    assert artifacts.read_run_bytes(tmp_path, key) is None
