@@ -69,7 +69,7 @@ def require_run() -> str:
     """The cache key of the model in use, or stop the page showing its training progress."""
     require_data()
     settings = state.selected_settings()
-    status = submit_or_explain(settings, owner=None)
+    status = ensure(settings)
     if status.state != DONE:
         st.info(f"This page shows the model **{literal(settings.describe())}**, which is not ready yet.")
         live_job(settings)
@@ -77,6 +77,17 @@ def require_run() -> str:
     if status.message:
         st.warning(literal(status.message))
     return status.key
+
+
+def ensure(settings: TrainingSettings) -> JobStatus:
+    """The cached run for ``settings``, or its job: trained (owned by nobody) when not cached.
+
+    A failed last attempt is not repeated on every page view: it is shown, with a button to try again.
+    """
+    last = state.job(settings)
+    if last is not None and last.state == FAILED:
+        return last
+    return submit_or_explain(settings, owner=None)
 
 
 def submit_or_explain(settings: TrainingSettings, owner: str | None) -> JobStatus:
@@ -118,12 +129,21 @@ def _live_job(settings: TrainingSettings, curves: bool, was_active: bool) -> Non
         st.info(f"{literal(status.message or 'Stopped.')} Nothing was saved; the model in use did not change.")
     elif status.state == FAILED:
         st.error(literal(status.message or "Training failed."))
+        owner = state.owner() if status.owner is not None else None
+        st.button("Try again", on_click=_retry, args=(settings, owner), icon=":material/refresh:", key="retry")
     if curves and progress is not None and progress.history:
         st.plotly_chart(charts.training_curves(progress.history, epochs=progress.epochs), key="live_curves")
     if status.active and status.owner == state.owner():
         st.button("Stop training", on_click=_stop, args=(status.job_id,), icon=":material/stop_circle:", key="stop")
     elif status.active and status.owner is not None:
         st.caption("Another session started this training; only it can stop it.")
+
+
+def _retry(settings: TrainingSettings, owner: str | None) -> None:
+    try:
+        state.engine().submit(settings, owner=owner)
+    except (EngineError, DataError) as error:
+        st.toast(literal(error))
 
 
 def _stop(job_id: str) -> None:

@@ -95,7 +95,8 @@ class LocalCluster:
                     command, stdout=output, stderr=subprocess.STDOUT, env=environment, preexec_fn=_die_with_parent
                 )
             except OSError as error:
-                self.error = f"Ray could not be started: {error}."
+                log.error("the local Ray instance could not be started: %s", error)
+                self.error = "The local Ray instance could not start; the server log says why."
                 self._ready.set()
                 return
         deadline = time.monotonic() + START_SECONDS
@@ -105,9 +106,14 @@ class LocalCluster:
                 break
             time.sleep(0.05)
         if self.address is None:
-            tail = self.log_file.read_text(errors="replace")[-600:]
-            self.error = f"Ray could not be started (exit status {self._process.poll()}): {tail}"
-            log.error("%s", self.error)
+            lines = self.log_file.read_text(errors="replace").strip().splitlines() or ["no output"]
+            log.error(
+                "the local Ray instance did not start (exit status %s): %s; its whole output is in %s",
+                self._process.poll(),
+                lines[-1],
+                self.log_file,
+            )
+            self.error = "The local Ray instance could not start; the server log says why."
         self._ready.set()
         code = self._process.wait()
         if self.address is not None:

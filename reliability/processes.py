@@ -55,6 +55,22 @@ def thread_count(pid: int | None = None) -> int:
     return int(_status_field(pid or os.getpid(), "Threads"))
 
 
+def descendants(pid: int) -> list[tuple[int, str]]:
+    """Every process below ``pid``, as (pid, command line), parents before children."""
+    listing = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout.splitlines()
+    children: dict[int, list[tuple[int, str]]] = {}
+    for line in listing:
+        parts = line.split(None, 2)
+        if len(parts) == 3:
+            children.setdefault(int(parts[1]), []).append((int(parts[0]), parts[2]))
+    found, stack = [], [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child[0])
+    return found
+
+
 def namespaces_available(scratch: Path) -> bool:
     """Whether this machine lets the suite mount a tmpfs in a private mount namespace (root, unshare)."""
     target = scratch / "namespace-probe"

@@ -60,6 +60,7 @@ SECTIONS = (
     "planted",
     "storage",
     "mnist",
+    "engine",
 )
 PREDICTION_THREADS = 16
 UPLOAD_CAP_MB = 5
@@ -131,7 +132,7 @@ def run(mode: Mode, chosen: set[str], report: Path | None, verbose: bool, keep: 
 def _run_sections(mode: Mode, chosen: set[str], scratch: Path, section) -> None:
     import mnist_model
     from mnist_model import artifacts
-    from reliability import browser, faults, hostile, load
+    from reliability import browser, engine, faults, hostile, load
     from reliability.corpus import hostile_cases
     from reliability.processes import Dashboard, namespaces_available
 
@@ -190,6 +191,7 @@ def _run_sections(mode: Mode, chosen: set[str], scratch: Path, section) -> None:
         for kind in mode.worker_storage if mounts else ():
             section("storage", lambda kind=kind: faults.storage_in_worker(scratch / "storage", kind))
         section("mnist", lambda: faults.broken_mnist(scratch / "mnist", page))
+        section("engine", lambda: engine.engine_faults(scratch / "engine", page))
         page.close()
 
 

@@ -14,11 +14,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +24,7 @@ from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 import mnist_model
 from mnist_model import images
 from reliability.browser import CHROMIUM_ARGS
+from reliability.processes import Dashboard
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -37,12 +33,6 @@ SCREENSHOTS = PROJECT_ROOT / "test-output" / "screenshots"
 # The first visit trains the default model (seconds on a laptop, up to a few minutes on a slow runner).
 FIRST_TRAINING_SECONDS = 300
 PAGE_SECONDS = 30
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def chromium_path() -> str:
@@ -59,39 +49,10 @@ def chromium_path() -> str:
 def server(mnist_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """The dashboard's URL and its (initially empty) artifacts folder."""
     artifacts = tmp_path_factory.mktemp("browser-artifacts")
-    port = free_port()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    log = open(SCREENSHOTS.parent / "streamlit-server.log", "wb")  # noqa: SIM115  (closed below)
-    environment = {
-        **os.environ,
-        "MNIST_DATA": str(mnist_path),
-        "MNIST_ARTIFACTS": str(artifacts),
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-    command = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true"]
-    command += ["--server.port", str(port), "--server.address", "127.0.0.1"]
-    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.read() == b"ok":
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start; see {log.name}")
-            time.sleep(0.3)
-        yield url, artifacts
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+    with Dashboard(artifacts, SCREENSHOTS.parent / "streamlit-server.log", MNIST_DATA=str(mnist_path)) as dashboard:
+        yield dashboard.url, artifacts
+        assert dashboard.tracebacks() == 0, dashboard.log_text()[-3000:]
 
 
 @pytest.fixture(scope="module")
@@ -220,4 +181,30 @@ def test_the_dashboard_trains_explains_and_predicts_in_a_browser(server, browser
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.goto(f"{url}/model")
     expect(metric_value(page, "Parameters")).to_have_text(f"{run.model.count_params():,}", timeout=PAGE_SECONDS * 1000)
+    page.close()
+
+
+def test_a_new_training_shows_everywhere_at_once_and_a_stop_keeps_the_model_in_use(server, browser: Browser) -> None:
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{url}/training")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Training", timeout=PAGE_SECONDS * 1000)
+    expect(page.get_by_text("Cached runs")).to_be_visible(timeout=PAGE_SECONDS * 1000)
+    # Fifteen epochs instead of ten: settings nobody has trained.
+    epochs = page.locator('[data-testid="stSlider"]').first.get_by_role("slider")
+    for _ in range(5):
+        epochs.press("ArrowRight")
+    page.get_by_role("button", name="Train").click()
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    # The sidebar shows the job as soon as the page has run, not at its next poll.
+    expect(sidebar.get_by_text("(yours)")).to_be_visible(timeout=5_000)
+    expect(page.get_by_text("The model in use stays")).to_be_visible()
+    page.get_by_role("button", name="Stop training").click()
+    expect(page.get_by_text("the model in use did not change")).to_be_visible(timeout=PAGE_SECONDS * 1000)
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+    expect(page.locator('[data-testid="stAlertContentError"]')).to_have_count(0)
+    # Every page still shows the model that was in use.
+    open_page(page, "Evaluation")
+    expect(metric_value(page, "Test accuracy")).to_have_text(re.compile(r"%$"), timeout=PAGE_SECONDS * 1000)
+    expect(sidebar.get_by_text(mnist_model.TrainingSettings().describe())).to_be_visible()
     page.close()

@@ -9,6 +9,7 @@ directly with ``mnist_model``, from the same cached run loaded in this process.
 from __future__ import annotations
 
 import io
+import re
 import time
 from pathlib import Path
 
@@ -239,3 +240,32 @@ def test_a_stopped_training_is_information_and_the_model_in_use_stays(app: AppTe
     assert app.session_state["selected_settings"] == SETTINGS
     open_page(app, "evaluation")
     assert metric(app, "Test accuracy")
+
+
+def test_training_settings_each_explain_what_they_change(app: AppTest) -> None:
+    open_page(app, "training")
+    helps = {widget.label: widget.help for widget in [*app.slider, *app.select_slider, *app.checkbox]}
+    assert helps["Epochs"] == formats.EPOCHS_HELP
+    assert helps["Batch size"] == formats.BATCH_SIZE_HELP
+    assert helps["Learning rate"] == formats.LEARNING_RATE_HELP
+    assert helps["Augment"] == formats.AUGMENTATION_HELP
+
+
+def test_training_page_explains_validation_above_training_accuracy(app: AppTest, trained) -> None:
+    open_page(app, "training")
+    last = trained.history[-1]
+    explained = any("validation" in caption.value and "augment" in caption.value for caption in app.caption)
+    assert explained == (last.val_accuracy > last.accuracy)
+
+
+def test_cached_runs_show_readable_dates(app: AppTest) -> None:
+    open_page(app, "training")
+    trained_column = app.dataframe[0].value["trained"]
+    assert all("UTC" in value and "T" not in value.split(",")[0] for value in trained_column), list(trained_column)
+
+
+def test_per_digit_scores_share_one_number_format(app: AppTest) -> None:
+    open_page(app, "evaluation")
+    table = app.dataframe[0].value
+    shares = [value for name in ("precision", "recall", "f1") for value in table[name]]
+    assert all(re.fullmatch(r"(\d{1,3}\.\d%|<0\.1%|>99\.9%)", value) for value in shares), shares

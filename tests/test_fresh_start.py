@@ -10,15 +10,18 @@ TensorFlow, and must stop its Ray processes when it stops.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from mnist_model.local_ray import LocalCluster
 from reliability.browser import chromium
-from reliability.processes import Dashboard, resident_mb
+from reliability.processes import Dashboard, descendants, resident_mb
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -61,20 +64,8 @@ def watch(pages: list[Page], seconds: float) -> list[str]:
 
 
 def ray_processes_of(pid: int) -> list[int]:
-    """Ray's server processes (GCS, raylet) that descend from ``pid``."""
-    listing = subprocess.run(["ps", "-eo", "pid=,ppid=,comm="], capture_output=True, text=True).stdout.split("\n")
-    children: dict[int, list[tuple[int, str]]] = {}
-    for line in listing:
-        parts = line.split(None, 2)
-        if len(parts) == 3:
-            children.setdefault(int(parts[1]), []).append((int(parts[0]), parts[2]))
-    found, stack = [], [pid]
-    while stack:
-        for child, name in children.get(stack.pop(), []):
-            stack.append(child)
-            if name in ("gcs_server", "raylet"):
-                found.append(child)
-    return found
+    """Ray's server processes (GCS, raylet) below ``pid``."""
+    return [child for child, command in descendants(pid) if "gcs_server" in command or "raylet" in command.split()[0]]
 
 
 def test_fresh_starts_show_no_exception_on_any_page(browser: Browser, mnist_path: Path, tmp_path: Path) -> None:
@@ -126,3 +117,43 @@ def test_the_web_server_stays_light_and_keeps_answering_after_a_minute(
         expect(later[0].get_by_text("Test accuracy")).to_be_visible(timeout=30_000)
         expect(later[4].get_by_text("Predicted digit")).to_be_visible(timeout=30_000)
         assert dashboard.tracebacks() == 0, dashboard.log_text()[-2000:]
+
+
+def test_two_servers_on_one_cluster_train_the_default_model_once(
+    browser: Browser, mnist_path: Path, tmp_path: Path
+) -> None:
+    cluster = LocalCluster()
+    address = cluster.start()
+    artifacts = tmp_path / "shared-artifacts"
+    try:
+        with (
+            Dashboard(artifacts, tmp_path / "a.log", MNIST_DATA=str(mnist_path), RAY_ADDRESS=address) as first,
+            Dashboard(artifacts, tmp_path / "b.log", MNIST_DATA=str(mnist_path), RAY_ADDRESS=address) as second,
+        ):
+            pages = []
+            for dashboard in (first, second):
+                page = browser.new_page(viewport={"width": 1200, "height": 800})
+                page.goto(dashboard.url)
+                pages.append(page)
+            shown = []
+            for page in pages:
+                accuracy = page.get_by_test_id("stMetricValue").first
+                expect(accuracy).to_have_text(re.compile(r"%$"), timeout=300_000)
+                shown.append(accuracy.inner_text())
+            assert shown[0] == shown[1]
+            # The coordinator counts the training runs it started, whoever asked.
+            count = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    f"from mnist_model.engine import Engine; print(Engine.connect({address!r}).stats()['trainings'])",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                cwd=Path(__file__).resolve().parent.parent,
+            )
+            assert count.stdout.strip().splitlines()[-1:] == ["1"], count.stdout + count.stderr[-2000:]
+            assert first.tracebacks() == second.tracebacks() == 0
+    finally:
+        cluster.stop()

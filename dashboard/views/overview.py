@@ -33,12 +33,13 @@ if record is not None:
 
 ui.require_data()
 if record is None:
-    status = ui.submit_or_explain(settings, owner=None)
-    if status.state != DONE:
+    status = ui.ensure(settings)
+    if status.active:
         st.info(
             f"Getting **{ui.literal(settings.describe())}** ready: it is trained once (seconds for the default "
             "network) and then kept for every visit. The other pages fill in when it is ready."
         )
+    if status.state != DONE:
         ui.live_job(settings, curves=True)
     else:
         st.rerun()
