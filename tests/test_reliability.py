@@ -69,6 +69,7 @@ SECTIONS = {
     "planted_model_files_are_refused_before_any_code_runs": "Faults: planted model files",
     "an_uncreatable_artifacts_folder_falls_back_to_memory": "Faults: artifacts folder missing and not creatable",
     "missing_or_corrupt_mnist_is_explained_in_the_dashboard": "Faults: MNIST missing or corrupt",
+    "engine_faults_are_explained_and_nothing_half_written_is_stored": "Faults: the model engine",
 }
 
 
