@@ -30,6 +30,12 @@ ADDRESS_ENV = "RAY_ADDRESS"
 # RAY_ADDRESS is left as Ray configures it.
 if os.environ.get(ADDRESS_ENV, "127.0.0.1").split(":")[0] in ("", "127.0.0.1", "localhost"):
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+# By default a driver retries an unreachable cluster for about 14 minutes (20 attempts of up to 40 s).
+# A person waiting for a page is told within about half a minute instead; the engine's own Ray
+# processes are started without these settings (see local_ray).
+CONNECT_SETTINGS = {"RAY_NUM_REDIS_GET_RETRIES": "2", "RAY_py_gcs_connect_timeout_s": "5"}
+for _name, _value in CONNECT_SETTINGS.items():
+    os.environ.setdefault(_name, _value)
 
 import ray  # noqa: E402
 import ray.exceptions  # noqa: E402
@@ -96,6 +102,19 @@ def code_version() -> str:
     return digest.hexdigest()[:12]
 
 
+def _shared_actor(actor_class: type, name: str, **options):
+    """The one actor of ``actor_class`` in the cluster: named with the code's version, detached, and
+    found by every caller (created by the first). It reserves no CPU: it coordinates or answers calls."""
+    return ray.remote(actor_class).options(
+        name=f"{name}-{code_version()}",
+        namespace=NAMESPACE,
+        lifetime="detached",
+        get_if_exists=True,
+        num_cpus=0,
+        **options,
+    )
+
+
 class Engine:
     """A connection to the work engine. Every method returns plain data; errors are EngineError,
     QueueFull, DataError (MNIST missing or invalid) or ImageError (an unusable image).
@@ -112,6 +131,7 @@ class Engine:
         """Connect to ``address`` (default ``$RAY_ADDRESS``), or to a local head started now.
 
         local: the local head to use when no address is given (one is created when omitted).
+        A process already connected to Ray keeps that connection, whatever ``address`` says.
         Raises EngineError when the cluster cannot be reached or started.
         """
         engine_settings = engine_config()
@@ -131,32 +151,9 @@ class Engine:
                     f"The Ray cluster at {address} cannot be reached. Check that it is running, or unset "
                     f"{ADDRESS_ENV} to use a local one."
                 ) from None
-        version = code_version()
-        coordinator = (
-            ray.remote(workers.Coordinator)
-            .options(
-                name=f"coordinator-{version}",
-                namespace=NAMESPACE,
-                lifetime="detached",
-                get_if_exists=True,
-                num_cpus=0,
-                max_concurrency=64,
-                resources=HEAD_NODE,
-            )
-            .remote(engine_settings)
-        )
-        models = (
-            ray.remote(workers.ModelServer)
-            .options(
-                name=f"models-{version}",
-                namespace=NAMESPACE,
-                lifetime="detached",
-                get_if_exists=True,
-                num_cpus=0,
-                max_concurrency=16,
-            )
-            .remote(coordinator)
-        )
+        coordinator = _shared_actor(workers.Coordinator, "coordinator", max_concurrency=64, resources=HEAD_NODE)
+        coordinator = coordinator.remote(engine_settings)
+        models = _shared_actor(workers.ModelServer, "models", max_concurrency=16).remote(coordinator)
         return cls(coordinator, models, address)
 
     # Training jobs and runs
