@@ -4,7 +4,7 @@ PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: dashboard test system-packages benchmark reliability
+.PHONY: dashboard test check system-packages benchmark reliability
 
 dashboard: $(INSTALLED)
 	$(PYTHON) -m streamlit run dashboard/app.py --server.port $(PORT)
@@ -13,6 +13,12 @@ test: $(INSTALLED) system-packages
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m pytest
+
+# The quick loop while working: lint, then the unit tests on generated data (no MNIST, browser or Ray).
+check: $(INSTALLED)
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+	$(PYTHON) -m pytest -m "not integration and not browser" -q
 
 benchmark: $(INSTALLED)
 	$(PYTHON) -m benchmarks.bench_training

@@ -22,12 +22,14 @@ def submit() -> None:
     except ValueError as error:
         st.session_state["training_refusal"] = f"These settings cannot be trained: {error}"
         return
-    st.session_state[state.WATCHED_SETTINGS] = settings
     try:
         state.engine().submit(settings, owner=state.owner())
-        st.session_state.pop("training_refusal", None)
     except Exception as error:  # QueueFull, EngineError, DataError: all are messages for the user.
+        # The page keeps showing the job the session already has.
         st.session_state["training_refusal"] = str(error)
+        return
+    st.session_state[state.WATCHED_SETTINGS] = settings
+    st.session_state.pop("training_refusal", None)
 
 
 st.title("Training")
