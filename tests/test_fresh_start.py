@@ -33,6 +33,12 @@ CACHED_STARTS = int(os.environ.get("FRESH_STARTS", "3"))
 
 
 @pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One store for the module's single-server tests: the first start meets it empty and fills it."""
+    return tmp_path_factory.mktemp("fresh-start-artifacts")
+
+
+@pytest.fixture(scope="module")
 def browser() -> Browser:
     with chromium() as browser:
         yield browser
@@ -68,8 +74,10 @@ def ray_processes_of(pid: int) -> list[int]:
     return [child for child, command in descendants(pid) if "gcs_server" in command or "raylet" in command.split()[0]]
 
 
-def test_fresh_starts_show_no_exception_on_any_page(browser: Browser, mnist_path: Path, tmp_path: Path) -> None:
-    artifacts = tmp_path / "artifacts"
+def test_fresh_starts_show_no_exception_on_any_page(
+    browser: Browser, mnist_path: Path, artifacts: Path, tmp_path: Path
+) -> None:
+    assert not any(artifacts.iterdir()), "the first start must meet an empty store"
     starts = ["empty"] + ["cached"] * CACHED_STARTS
     for number, kind in enumerate(starts):
         with Dashboard(artifacts, tmp_path / f"start-{number}.log", MNIST_DATA=str(mnist_path)) as dashboard:
@@ -92,9 +100,8 @@ def test_fresh_starts_show_no_exception_on_any_page(browser: Browser, mnist_path
 
 
 def test_the_web_server_stays_light_and_keeps_answering_after_a_minute(
-    browser: Browser, mnist_path: Path, tmp_path: Path
+    browser: Browser, mnist_path: Path, artifacts: Path, tmp_path: Path
 ) -> None:
-    artifacts = tmp_path / "artifacts"
     with Dashboard(artifacts, tmp_path / "server.log", MNIST_DATA=str(mnist_path)) as dashboard:
         first = browser.new_page(viewport={"width": 1200, "height": 800})
         first.goto(dashboard.url)
