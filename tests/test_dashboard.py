@@ -269,3 +269,13 @@ def test_per_digit_scores_share_one_number_format(app: AppTest) -> None:
     table = app.dataframe[0].value
     shares = [value for name in ("precision", "recall", "f1") for value in table[name]]
     assert all(re.fullmatch(r"(\d{1,3}\.\d%|<0\.1%|>99\.9%)", value) for value in shares), shares
+
+
+def test_a_refused_file_of_another_type_is_named_in_the_message(app: AppTest) -> None:
+    app.session_state["predict_tab"] = "Upload an image"
+    open_page(app, "predict")
+    app.file_uploader[0].upload("seven.png", png_of_test_image(7), "image/png").run()
+    app.file_uploader[0].set_value(("list.txt", b"eggs, milk, flour", "text/plain")).run()
+    assert not app.exception
+    messages = [item.value for item in app.error]
+    assert len(messages) == 1 and "list.txt" in messages[0].replace("\\", ""), messages

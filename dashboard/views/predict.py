@@ -7,8 +7,9 @@ from streamlit_drawable_canvas import st_canvas
 from dashboard import charts, state, ui
 from mnist_model import images
 
-# File-name endings offered in the file picker for the formats mnist_model.images reads.
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp"]
+# Any file is accepted by the picker and judged by its content, so a refused file is named in a
+# message of ours (the picker's own filter kept the previous file and showed the refused one beside it).
+UPLOAD_HELP = "PNG, JPEG, BMP, GIF or WebP, recognised by content; up to 5 MB."
 STEPS = {"decoded": "As uploaded", "grey": "Grey, paper removed", "cropped": "Digit cropped", "final": "28x28 input"}
 
 
@@ -52,7 +53,7 @@ def test_image() -> None:
 
 @st.fragment
 def upload() -> None:
-    uploaded = st.file_uploader("An image of one digit", type=UPLOAD_TYPES, key="upload")
+    uploaded = st.file_uploader("An image of one digit", help=UPLOAD_HELP, key="upload")
     if uploaded is None:
         st.info("Upload a photo, scan or drawing of one digit, dark on light or light on dark.")
         return
