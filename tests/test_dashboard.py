@@ -254,7 +254,10 @@ def test_training_settings_each_explain_what_they_change(app: AppTest) -> None:
 def test_training_page_explains_validation_above_training_accuracy(app: AppTest, trained) -> None:
     open_page(app, "training")
     last = trained.history[-1]
-    explained = any("validation" in caption.value and "augment" in caption.value for caption in app.caption)
+    explained = any(
+        "validation accuracy above training accuracy" in caption.value.lower() and "augmented" in caption.value
+        for caption in app.caption
+    )
     assert explained == (last.val_accuracy > last.accuracy)
 
 
