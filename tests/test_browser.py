@@ -30,8 +30,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = PROJECT_ROOT / "test-output" / "screenshots"
-# The first visit trains the default model (seconds on a laptop, up to a few minutes on a slow runner).
-FIRST_TRAINING_SECONDS = 300
+# The first visit trains the default model (seconds on a laptop, several minutes on a slow runner).
+FIRST_TRAINING_SECONDS = 900
 PAGE_SECONDS = 30
 
 

@@ -28,6 +28,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 PAGES = ["", "training", "evaluation", "model", "predict"]
 # Seconds each page is watched after opening: the first visit's whole start, engine included.
 WATCH_SECONDS = 12
+# Seconds allowed for the default model's first training, on the slowest runner seen (about 100 s
+# alone, several minutes with pages watching it), with room to spare.
+TRAINING_SECONDS = 900
 # Cached starts, then one on an empty store; CI may ask for more with FRESH_STARTS.
 CACHED_STARTS = int(os.environ.get("FRESH_STARTS", "3"))
 
@@ -84,16 +87,16 @@ def test_fresh_starts_show_no_exception_on_any_page(
             pages = open_every_page(browser, dashboard.url)
             failed = watch(pages, WATCH_SECONDS)
             assert not failed, f"start {number} ({kind}): exceptions on {failed}\n{dashboard.log_text()[-2000:]}"
-            if kind == "empty":
-                # The first visit trains the default model; the Overview shows it when ready.
-                expect(pages[0].get_by_text("Test accuracy")).to_be_visible(timeout=300_000)
-            else:
-                expect(pages[0].get_by_text("Test accuracy")).to_be_visible(timeout=30_000)
-            assert dashboard.tracebacks() == 0, dashboard.log_text()[-2000:]
             heads = ray_processes_of(dashboard.pid)
             assert heads, "the server should run its own local Ray instance"
-            for page in pages:
+            # The Overview alone waits for the model: five live pages would slow its training down.
+            for page in pages[1:]:
                 page.close()
+            # The first visit trains the default model (minutes on a slow 2-core runner); later ones load it.
+            wait = TRAINING_SECONDS if kind == "empty" else 60
+            expect(pages[0].get_by_text("Test accuracy")).to_be_visible(timeout=wait * 1000)
+            assert dashboard.tracebacks() == 0, dashboard.log_text()[-2000:]
+            pages[0].close()
         time.sleep(2)
         leftover = [pid for pid in heads if Path(f"/proc/{pid}").exists()]
         assert not leftover, f"Ray processes {leftover} outlived the server"
@@ -105,7 +108,7 @@ def test_the_web_server_stays_light_and_keeps_answering_after_a_minute(
     with Dashboard(artifacts, tmp_path / "server.log", MNIST_DATA=str(mnist_path)) as dashboard:
         first = browser.new_page(viewport={"width": 1200, "height": 800})
         first.goto(dashboard.url)
-        expect(first.get_by_text("Test accuracy")).to_be_visible(timeout=300_000)
+        expect(first.get_by_text("Test accuracy")).to_be_visible(timeout=TRAINING_SECONDS * 1000)
         # A prediction in a second session, then every page, as a visitor would.
         predict = browser.new_page(viewport={"width": 1200, "height": 800})
         predict.goto(f"{dashboard.url}/predict")
@@ -145,7 +148,7 @@ def test_two_servers_on_one_cluster_train_the_default_model_once(
             shown = []
             for page in pages:
                 accuracy = page.get_by_test_id("stMetricValue").first
-                expect(accuracy).to_have_text(re.compile(r"%$"), timeout=300_000)
+                expect(accuracy).to_have_text(re.compile(r"%$"), timeout=TRAINING_SECONDS * 1000)
                 shown.append(accuracy.inner_text())
             assert shown[0] == shown[1]
             # The coordinator counts the training runs it started, whoever asked.
