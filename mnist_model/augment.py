@@ -81,11 +81,28 @@ def random_affine(images, seed):
 
 def random_stroke_width(images, seed):
     """Thicken or thin the strokes of each image of float32 (n, 28, 28) in [0, 1] by a random amount."""
-    channels = images[..., None]
-    thicker = keras.ops.max_pool(channels, 3, strides=1, padding="same", data_format="channels_last")[..., 0]
-    thinner = -keras.ops.max_pool(-channels, 3, strides=1, padding="same", data_format="channels_last")[..., 0]
+    thicker = _over_3x3(images, keras.ops.maximum, outside=0.0)
+    thinner = _over_3x3(images, keras.ops.minimum, outside=1.0)
     # Positive amounts thicken, negative ones thin; a third of the images keep their strokes.
     amount = keras.random.uniform((keras.ops.shape(images)[0], 1, 1), -1.0, 1.0, seed=seed)
     amount = keras.ops.where(keras.ops.abs(amount) < 1 / 3, 0.0, amount) * MAX_STROKE_BLEND
     blended = keras.ops.where(amount > 0, images + amount * (thicker - images), images - amount * (thinner - images))
     return keras.ops.clip(blended, 0.0, 1.0)
+
+
+def _over_3x3(images, combine, outside: float):
+    """Each pixel combined with its 3x3 neighbourhood (a grey dilation with maximum, an erosion with minimum).
+
+    The nine shifted copies are combined directly: the same result as a stride-1 max-pool on images in
+    [0, 1], and on some CPUs (seen on an AMD EPYC) about ten times faster than TensorFlow's pooling
+    kernel, which was most of the cost of a training step. outside: the value beyond the border, one
+    that never wins (0 for a maximum, 1 for a minimum).
+    """
+    height, width = images.shape[1], images.shape[2]
+    padded = keras.ops.pad(images, [[0, 0], [1, 1], [1, 1]], constant_values=outside)
+    result = images
+    for row in range(3):
+        for column in range(3):
+            if (row, column) != (1, 1):
+                result = combine(result, padded[:, row : row + height, column : column + width])
+    return result

@@ -69,3 +69,12 @@ def test_augmentation_stays_out_of_the_saved_model(small_data, tmp_path):
     artifacts.check_model_file(path)  # raises on any layer the model package does not build
     loaded = artifacts.load_model_file(path)
     assert [type(layer).__name__ for layer in loaded.layers] == ["Flatten", "Dense", "Dense", "Dense"]
+
+
+def test_neighbourhood_maximum_and_minimum_match_pooling() -> None:
+    images = keras.random.uniform((16, 28, 28), seed=3)
+    channels = images[..., None]
+    dilated = keras.ops.max_pool(channels, 3, strides=1, padding="same", data_format="channels_last")[..., 0]
+    eroded = -keras.ops.max_pool(-channels, 3, strides=1, padding="same", data_format="channels_last")[..., 0]
+    np.testing.assert_array_equal(augment._over_3x3(images, keras.ops.maximum, outside=0.0), dilated)
+    np.testing.assert_array_equal(augment._over_3x3(images, keras.ops.minimum, outside=1.0), eroded)
