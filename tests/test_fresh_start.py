@@ -87,8 +87,6 @@ def test_fresh_starts_show_no_exception_on_any_page(
             pages = open_every_page(browser, dashboard.url)
             failed = watch(pages, WATCH_SECONDS)
             assert not failed, f"start {number} ({kind}): exceptions on {failed}\n{dashboard.log_text()[-2000:]}"
-            heads = ray_processes_of(dashboard.pid)
-            assert heads, "the server should run its own local Ray instance"
             # The Overview alone waits for the model: five live pages would slow its training down.
             for page in pages[1:]:
                 page.close()
@@ -96,6 +94,10 @@ def test_fresh_starts_show_no_exception_on_any_page(
             wait = TRAINING_SECONDS if kind == "empty" else 60
             expect(pages[0].get_by_text("Test accuracy")).to_be_visible(timeout=wait * 1000)
             assert dashboard.tracebacks() == 0, dashboard.log_text()[-2000:]
+            # By now the engine has answered (on a loaded runner Ray itself takes up to half a minute to start).
+            expect(pages[0].get_by_text("Class balance")).to_be_visible(timeout=120_000)
+            heads = ray_processes_of(dashboard.pid)
+            assert heads, "the server should run its own local Ray instance"
             pages[0].close()
         time.sleep(2)
         leftover = [pid for pid in heads if Path(f"/proc/{pid}").exists()]
