@@ -92,10 +92,10 @@ def test_fresh_starts_show_no_exception_on_any_page(
                 page.close()
             # The first visit trains the default model (minutes on a slow 2-core runner); later ones load it.
             wait = TRAINING_SECONDS if kind == "empty" else 60
-            expect(pages[0].get_by_text("Test accuracy")).to_be_visible(timeout=wait * 1000)
+            expect(pages[0].get_by_text("Test accuracy", exact=True)).to_be_visible(timeout=wait * 1000)
             assert dashboard.tracebacks() == 0, dashboard.log_text()[-2000:]
             # By now the engine has answered (on a loaded runner Ray itself takes up to half a minute to start).
-            expect(pages[0].get_by_text("Class balance")).to_be_visible(timeout=120_000)
+            expect(pages[0].get_by_text("Class balance", exact=True)).to_be_visible(timeout=120_000)
             heads = ray_processes_of(dashboard.pid)
             assert heads, "the server should run its own local Ray instance"
             pages[0].close()
@@ -110,11 +110,11 @@ def test_the_web_server_stays_light_and_keeps_answering_after_a_minute(
     with Dashboard(artifacts, tmp_path / "server.log", MNIST_DATA=str(mnist_path)) as dashboard:
         first = browser.new_page(viewport={"width": 1200, "height": 800})
         first.goto(dashboard.url)
-        expect(first.get_by_text("Test accuracy")).to_be_visible(timeout=TRAINING_SECONDS * 1000)
+        expect(first.get_by_text("Test accuracy", exact=True)).to_be_visible(timeout=TRAINING_SECONDS * 1000)
         # A prediction in a second session, then every page, as a visitor would.
         predict = browser.new_page(viewport={"width": 1200, "height": 800})
         predict.goto(f"{dashboard.url}/predict")
-        expect(predict.get_by_text("Predicted digit")).to_be_visible(timeout=60_000)
+        expect(predict.get_by_text("Predicted digit", exact=True)).to_be_visible(timeout=60_000)
         others = open_every_page(browser, dashboard.url)
         assert not watch(others, 5)
         maps = Path(f"/proc/{dashboard.pid}/maps").read_text()
@@ -126,8 +126,8 @@ def test_the_web_server_stays_light_and_keeps_answering_after_a_minute(
         assert dashboard.healthy(), dashboard.log_text()[-2000:]
         later = open_every_page(browser, dashboard.url)
         assert not watch(later, 5)
-        expect(later[0].get_by_text("Test accuracy")).to_be_visible(timeout=30_000)
-        expect(later[4].get_by_text("Predicted digit")).to_be_visible(timeout=30_000)
+        expect(later[0].get_by_text("Test accuracy", exact=True)).to_be_visible(timeout=30_000)
+        expect(later[4].get_by_text("Predicted digit", exact=True)).to_be_visible(timeout=30_000)
         assert dashboard.tracebacks() == 0, dashboard.log_text()[-2000:]
 
 
