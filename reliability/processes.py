@@ -57,7 +57,9 @@ def thread_count(pid: int | None = None) -> int:
 
 def descendants(pid: int) -> list[tuple[int, str]]:
     """Every process below ``pid``, as (pid, command line), parents before children."""
-    listing = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout.splitlines()
+    listing = subprocess.run(
+        ["ps", "-ww", "-eo", "pid=,ppid=,args="], capture_output=True, text=True
+    ).stdout.splitlines()
     children: dict[int, list[tuple[int, str]]] = {}
     for line in listing:
         parts = line.split(None, 2)
