@@ -28,6 +28,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 PAGES = ["", "training", "evaluation", "model", "predict"]
 # Seconds each page is watched after opening: the first visit's whole start, engine included.
 WATCH_SECONDS = 12
+# Seconds Ray's processes may take to stop after the server has (its supervisor waits 10 s at most).
+STOP_SECONDS = 15
 # Seconds allowed for the default model's first training, on the slowest runner seen (about 100 s
 # alone, several minutes with pages watching it), with room to spare.
 TRAINING_SECONDS = 900
@@ -72,6 +74,14 @@ def watch(pages: list[Page], seconds: float) -> list[str]:
     return sorted(failed)
 
 
+def running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (an exited one not yet reaped, state Z, has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def ray_processes_of(pid: int) -> list[int]:
     """Ray's server processes (GCS, raylet) below ``pid``."""
     return [child for child, command in descendants(pid) if "gcs_server" in command or "raylet" in command.split()[0]]
@@ -99,9 +109,10 @@ def test_fresh_starts_show_no_exception_on_any_page(
             heads = ray_processes_of(dashboard.pid)
             assert heads, "the server should run its own local Ray instance"
             pages[0].close()
-        time.sleep(2)
-        leftover = [pid for pid in heads if Path(f"/proc/{pid}").exists()]
-        assert not leftover, f"Ray processes {leftover} outlived the server"
+        deadline = time.monotonic() + STOP_SECONDS
+        while (leftover := [pid for pid in heads if running(pid)]) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not leftover, f"Ray processes {leftover} outlived the server by {STOP_SECONDS} s"
 
 
 def test_the_web_server_stays_light_and_keeps_answering_after_a_minute(
