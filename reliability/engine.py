@@ -9,6 +9,7 @@ dashboard, and nothing half-written may reach the store.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -83,11 +84,13 @@ def _worker_killed(scratch: Path, page: Page, result: SectionResult) -> None:
         page.goto(dashboard.url)
         # The first visit trains the default model: kill its worker once an epoch is under way.
         try:
-            page.get_by_text("Epoch ").first.wait_for(timeout=TRAINING_START_SECONDS * 1000)
+            page.get_by_text(re.compile(r"^Epoch \d+ of \d+")).first.wait_for(timeout=TRAINING_START_SECONDS * 1000)
         except Exception as error:  # noqa: BLE001
             result.check("worker killed: training started", False, str(error))
             return
-        workers = _training_workers(dashboard.pid)
+        deadline = time.monotonic() + 30
+        while not (workers := _training_workers(dashboard.pid)) and time.monotonic() < deadline:
+            time.sleep(0.2)
         result.check("worker killed: one training worker found", len(workers) == 1, str(workers))
         for pid in workers:
             os.kill(pid, signal.SIGKILL)
@@ -100,7 +103,10 @@ def _worker_killed(scratch: Path, page: Page, result: SectionResult) -> None:
         log = dashboard.log_text()
         result.check("worker killed: the log records it", "worker for" in log and "died" in log, log[-1500:])
         # Trying again trains the model for real.
-        page.get_by_role("button", name="Try again").first.click()
+        retry = page.get_by_role("button", name="Try again")
+        if not result.check("worker killed: a way to try again", retry.count() >= 1):
+            return
+        retry.first.click()
         try:
             page.get_by_text("Test accuracy").first.wait_for(timeout=TRAINING_START_SECONDS * 2000)
             recovered = True
