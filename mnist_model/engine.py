@@ -58,6 +58,8 @@ QUEUE_LIMIT_ENV = "MNIST_QUEUE_LIMIT"
 JOBS_PER_SESSION_ENV = "MNIST_JOBS_PER_SESSION"
 MAX_RUNS_ENV = "MNIST_MAX_RUNS"
 MAX_STORE_MB_ENV = "MNIST_MAX_STORE_MB"
+# Attempts at starting a local head before the engine reports that it cannot start.
+LOCAL_START_ATTEMPTS = 2
 # Seconds to wait for an answer to an ordinary call.
 CALL_SECONDS = 120.0
 # The resource only the head node has: the coordinator lives there, beside the artifacts store.
@@ -140,8 +142,7 @@ class Engine:
             # A cluster elsewhere gets this package's code from here; a local one imports it in place.
             runtime_env = {"py_modules": [str(Path(__file__).parent)]}
             if not address:
-                local = local or LocalCluster()
-                address = local.start()
+                address = _start_local(local)
                 runtime_env = None
             try:
                 ray.init(address=address, namespace=NAMESPACE, runtime_env=runtime_env, logging_level=logging.WARNING)
@@ -240,6 +241,22 @@ class Engine:
         except ray.exceptions.RayError as error:
             log.error("the engine is unavailable: %s", error)
             raise EngineError("The model engine is unavailable (its worker stopped); try again in a moment.") from None
+
+
+def _start_local(local: LocalCluster | None) -> str:
+    """Start ``local`` (or a new local head) and return its address. Raises EngineError.
+
+    A head of our own that fails to start is tried once more with a new one: on a loaded machine
+    Ray's own start-up can time out once ("node timed out during startup") and then succeed.
+    """
+    if local is not None:
+        return local.start()
+    for _ in range(LOCAL_START_ATTEMPTS - 1):
+        try:
+            return LocalCluster().start()
+        except EngineError as error:
+            log.warning("the local Ray instance did not start (%s); trying again", error)
+    return LocalCluster().start()
 
 
 def wait_for(condition: Callable[[], T | None], timeout: float, interval: float = 0.1) -> T | None:

@@ -4,12 +4,13 @@
 same data, same library versions) was trained before, otherwise by training one and caching it. A
 cross-process lock makes concurrent callers with the same settings train once.
 
-:func:`fit` is ``model.fit`` with ``steps_per_execution``, so each call into TensorFlow runs many
-optimiser steps inside one compiled graph; a ``tf.data`` pipeline gathers shuffled batches from the
-uint8 images held as one tensor, and a wrapper used only for ``fit`` scales them (and augments them)
-in front of the network. A callback reports progress after every call, about ten times an epoch, and
-stops the run when asked. It all runs inside a ``tf.distribute`` strategy: each replica takes its
-slice of every global batch, and Keras' optimiser sums the replicas' gradients.
+:func:`fit` is one call of ``model.fit`` for the whole run, with ``steps_per_execution``, so each
+call into TensorFlow runs many optimiser steps inside one compiled graph. ``tf.data`` carries only
+shuffled batches of image indices (and their labels); a wrapper used only for ``fit`` gathers the
+uint8 images from one tensor inside the training graph, scales them and augments them in front of
+the network. A callback reports progress after every call, about ten times an epoch, and stops the
+run when asked. It all runs inside a ``tf.distribute`` strategy: each replica takes its slice of
+every global batch, and Keras' optimiser sums the replicas' gradients.
 """
 
 from __future__ import annotations
@@ -188,9 +189,6 @@ def fit(
 
     _report(progress, "loading", 1, settings, 0.0, 0.0, ())
     reporter = _ProgressReporter(settings, steps_per_epoch, progress, stop)
-    train_images = tf.constant(data.train_images[train_index])
-    train_labels = tf.constant(data.train_labels[train_index].astype(np.int32))
-    validation = tf.data.Dataset.from_tensor_slices((data.train_images[val_index], data.train_labels[val_index]))
     with strategy.scope():
         model = build_model(settings)
         schedule = settings.learning_rate
@@ -200,47 +198,86 @@ def fit(
         loss_and_metrics = {"loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]}
         # The model returned is compiled with the optimizer that trained it, as a saved model was before.
         model.compile(optimizer=optimizer, **loss_and_metrics)
-        trainer = _fit_wrapper(model, settings)
+        trainer = _fit_wrapper(model, settings, data.train_images)
         steps_per_execution = max(1, min(_MAX_STEPS_PER_EXECUTION, steps_per_epoch // _REPORTS_PER_EPOCH))
         trainer.compile(optimizer=optimizer, steps_per_execution=steps_per_execution, **loss_and_metrics)
-    # One call of fit per epoch, each with its own shuffle, so that the order of the batches depends
-    # on the seed and the epoch alone: tf.data's own reshuffling draws a different order under a
-    # MirroredStrategy than on one device.
-    for epoch in range(settings.epochs):
-        batches = _training_batches(train_images, train_labels, batch_size, steps_per_epoch, (settings.seed, epoch))
-        trainer.fit(
-            batches,
-            initial_epoch=epoch,
-            epochs=epoch + 1,
-            validation_data=validation.batch(_EVAL_BATCH),
-            shuffle=False,  # the batches come shuffled
-            callbacks=[reporter],
-            verbose=0,
-        )
+    labels = data.train_labels.astype(np.int32)
+    batches = _EpochBatches(train_index, labels, batch_size, steps_per_epoch, settings.seed)
+    validation = tf.data.Dataset.from_tensor_slices((val_index.astype(np.int32), labels[val_index]))
+    trainer.fit(
+        batches.dataset,
+        epochs=settings.epochs,
+        validation_data=validation.batch(_EVAL_BATCH),
+        shuffle=False,  # the batches come shuffled
+        callbacks=[batches, reporter],
+        verbose=0,
+    )
     return model, reporter.history
 
 
-def _fit_wrapper(model: keras.Model, settings: TrainingSettings) -> keras.Model:
-    """``model`` behind the scaling of uint8 images (and augmentation); used for ``fit`` only, never saved."""
-    layers = [keras.Input(shape=model.input_shape[1:], dtype="uint8"), keras.layers.Rescaling(1 / 255)]
+def _fit_wrapper(model: keras.Model, settings: TrainingSettings, images: np.ndarray) -> keras.Model:
+    """``model`` behind a lookup of ``images`` by index, their scaling (and augmentation); for ``fit`` only.
+
+    The wrapper takes int32 indices (n,) into ``images``, uint8 (count, 28, 28); it is never saved.
+    """
+    layers = [keras.Input(shape=(), dtype="int32"), _ImageLookup(images), keras.layers.Rescaling(1 / 255)]
     if settings.augment:
         layers.append(augment.RandomDistortions(seed=settings.seed))
     return keras.Sequential([*layers, model], name=f"{model.name}_training")
 
 
-def _training_batches(images, labels, batch_size, steps_per_epoch, seed) -> tf.data.Dataset:
-    """One epoch of uint8 image batches (batch_size, 28, 28) with int32 labels, in an order set by ``seed``.
+class _ImageLookup(keras.layers.Layer):
+    """Indices (n,) -> the images they name, uint8 (n, 28, 28), gathered from one tensor in the graph.
 
-    Only the indices are shuffled and batched; each batch is then gathered from the images held as
-    one tensor, so the pipeline costs a gather per batch rather than work per image.
+    The images stay in one place for the whole run, so a training step costs one gather and the
+    input pipeline moves only indices.
     """
-    order = tf.random.experimental.stateless_shuffle(tf.range(len(images)), seed=seed)
-    batch_indices = tf.reshape(order[: steps_per_epoch * batch_size], (steps_per_epoch, batch_size))
-    return (
-        tf.data.Dataset.from_tensor_slices(batch_indices)
-        .map(lambda index: (tf.gather(images, index), tf.gather(labels, index)))
-        .prefetch(tf.data.AUTOTUNE)
-    )
+
+    def __init__(self, images: np.ndarray, **kwargs):
+        super().__init__(**kwargs)
+        self._images = tf.constant(images)
+
+    def call(self, indices):
+        return tf.gather(self._images, indices)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, *self._images.shape[1:])
+
+
+class _EpochBatches(keras.callbacks.Callback):
+    """The training batches, shuffled anew for every epoch: a callback that also holds the dataset.
+
+    ``dataset`` yields one epoch of image indices into the training images, int32 (batch_size,), with
+    their labels, int32 (batch_size,). Keras iterates it afresh each epoch, after this callback has
+    set the epoch number, and each pass is a shuffle of ``train_index`` drawn from ``(seed, epoch)``
+    alone: the order is the same on one device and under a MirroredStrategy (tf.data's own
+    reshuffling is not).
+    """
+
+    def __init__(self, train_index: np.ndarray, labels: np.ndarray, batch_size: int, steps_per_epoch: int, seed: int):
+        super().__init__()
+        self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        train_index = tf.constant(train_index.astype(np.int32))
+        labels = tf.constant(labels)
+
+        def one_epoch(_):
+            order = tf.random.experimental.stateless_shuffle(
+                train_index, seed=tf.stack([tf.constant(seed, tf.int64), self._epoch.read_value()])
+            )
+            return tf.data.Dataset.from_tensor_slices(
+                tf.reshape(order[: steps_per_epoch * batch_size], (steps_per_epoch, batch_size))
+            )
+
+        self.dataset = (
+            tf.data.Dataset.range(1)
+            .flat_map(one_epoch)
+            .map(lambda index: (index, tf.gather(labels, index)))
+            .apply(tf.data.experimental.assert_cardinality(steps_per_epoch))
+            .prefetch(tf.data.AUTOTUNE)
+        )
+
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        self._epoch.assign(epoch)
 
 
 class _ProgressReporter(keras.callbacks.Callback):

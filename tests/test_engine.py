@@ -462,6 +462,33 @@ def test_stopping_a_local_instance_ends_its_servers_well_within_the_grace_period
     assert took < mnist_model.local_ray.STOP_SECONDS - 1, f"stopping took {took:.1f} s"
 
 
+class FlakyHead:
+    """A stand-in for LocalCluster whose first ``failures`` starts fail as Ray's does under load."""
+
+    starts = 0
+    failures = 1
+
+    def start(self) -> str:
+        FlakyHead.starts += 1
+        if FlakyHead.starts <= FlakyHead.failures:
+            raise mnist_model.engine.EngineError("The local Ray instance could not start; the server log says why.")
+        return "127.0.0.1:6379"
+
+
+@pytest.mark.parametrize("failures", [1, mnist_model.engine.LOCAL_START_ATTEMPTS])
+def test_a_local_head_that_fails_to_start_is_tried_once_more(monkeypatch, caplog, failures: int) -> None:
+    monkeypatch.setattr(FlakyHead, "starts", 0)
+    monkeypatch.setattr(FlakyHead, "failures", failures)
+    monkeypatch.setattr(mnist_model.engine, "LocalCluster", FlakyHead)
+    if failures < mnist_model.engine.LOCAL_START_ATTEMPTS:
+        assert mnist_model.engine._start_local(None) == "127.0.0.1:6379"
+    else:
+        with pytest.raises(mnist_model.engine.EngineError, match="could not start"):
+            mnist_model.engine._start_local(None)
+    assert FlakyHead.starts == min(failures + 1, mnist_model.engine.LOCAL_START_ATTEMPTS)
+    assert caplog.text.count("trying again") == min(failures, mnist_model.engine.LOCAL_START_ATTEMPTS - 1)
+
+
 # Last in the module: its process, started with the first test's, waits meanwhile.
 def test_an_unreachable_address_is_reported_within_20_seconds(unreachable) -> None:
     address, process, started = unreachable["defaults"]

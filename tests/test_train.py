@@ -137,6 +137,29 @@ def test_fit_reports_every_tenth_of_an_epoch_and_stops_at_the_next_report(small_
     assert reports[-1].fraction > 0.6 and sum(report.fraction > 0.6 for report in reports) == 1
 
 
+def test_fit_takes_each_batch_of_each_epoch_once_and_reshuffles_every_epoch(small_data, recwarn):
+    settings = TrainingSettings(**{**QUICK.to_dict(), "epochs": 3, "batch_size": 96})
+    model, history = train_module.fit(settings, small_data)
+    # 1000 training images in batches of 96: 10 full batches an epoch, the remainder left out.
+    steps_per_epoch = (len(small_data.train_images) - settings.validation_size) // settings.batch_size
+    assert int(model.optimizer.iterations.numpy()) == settings.epochs * steps_per_epoch == 30
+    assert len(history) == 3
+    assert not [warning for warning in recwarn if "ran out of data" in str(warning.message)]
+    batches = train_module._EpochBatches(np.arange(1000), small_data.train_labels, 96, 10, seed=5)
+    orders = []
+    for epoch in range(2):
+        batches.on_epoch_begin(epoch)
+        pairs = [(index.numpy(), label.numpy()) for index, label in batches.dataset]
+        orders.append(np.concatenate([index for index, _ in pairs]))
+        np.testing.assert_array_equal(
+            np.concatenate([label for _, label in pairs]), small_data.train_labels[orders[-1]]
+        )
+    assert all(len(order) == 960 and len(set(order)) == 960 for order in orders)
+    assert not np.array_equal(orders[0], orders[1])
+    batches.on_epoch_begin(0)
+    np.testing.assert_array_equal(np.concatenate([index.numpy() for index, _ in batches.dataset]), orders[0])
+
+
 def test_fit_is_reproducible_from_its_settings(small_data):
     settings = TrainingSettings(**{**QUICK.to_dict(), "augment": True, "seed": 5})
     first_model, first = train_module.fit(settings, small_data)
