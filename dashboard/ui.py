@@ -58,8 +58,9 @@ def _engine_starting() -> None:
 
 def require_data() -> None:
     """Stop the page with the loader's explanation when MNIST cannot be loaded."""
+    require_engine()
     try:
-        require_engine().test_set()
+        state.test_set()
     except DataError as error:
         st.error(f"**MNIST could not be loaded.** {literal(error)}")
         st.stop()

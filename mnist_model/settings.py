@@ -81,8 +81,9 @@ class TrainingSettings:
         """A short human label, e.g. ``mlp, 10 epochs, batch 256, lr 0.002``."""
         extras = ", augmented" if self.augment else ""
         extras += ", mirrored" if self.strategy == "mirrored" else ""
+        epochs = "1 epoch" if self.epochs == 1 else f"{self.epochs} epochs"
         return (
-            f"{self.architecture}, {self.epochs} epochs, batch {self.batch_size}, "
+            f"{self.architecture}, {epochs}, batch {self.batch_size}, "
             f"lr {self.learning_rate:g}, seed {self.seed}{extras}"
         )
 
