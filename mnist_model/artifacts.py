@@ -12,17 +12,21 @@ Listing runs needs no TensorFlow, so an interface can show what is cached while 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
 import logging
+import math
 import os
+import re
 import shutil
 import tempfile
 import threading
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -30,6 +34,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import filelock
 
 from mnist_model import config
+from mnist_model.records import EpochRecord
 from mnist_model.settings import TrainingSettings
 
 if TYPE_CHECKING:
@@ -294,18 +299,38 @@ def check_model_file(source: Path | BinaryIO, *, label: str | None = None) -> No
 
 
 def read_record(entry: Path) -> RunRecord:
+    """The record of the cache entry ``entry``. Raises ValueError (or KeyError, TypeError) for a manifest
+    that is not one this package writes: every field is checked here, so a malformed or planted one is
+    refused when it is read, never later where a page or a terminal shows it."""
     manifest = record_manifest(entry)
+    key = manifest["key"]
+    if key != entry.name or not re.fullmatch(r"[a-z]+-[0-9a-f]{16}", key):
+        raise ValueError(f"the manifest names run {key!r}, not its folder's")
+    created = datetime.fromisoformat(manifest["created"])
     return RunRecord(
-        key=manifest["key"],
+        key=key,
         path=entry,
         settings=TrainingSettings.from_dict(manifest["settings"]),
-        history=list(manifest["history"]),
-        test_loss=float(manifest["test_loss"]),
-        test_accuracy=float(manifest["test_accuracy"]),
-        created=str(manifest["created"]),
-        train_seconds=float(manifest["train_seconds"]),
-        versions=dict(manifest["versions"]),
+        history=[_epoch_row(row) for row in manifest["history"]],
+        test_loss=_number(manifest["test_loss"]),
+        test_accuracy=_number(manifest["test_accuracy"]),
+        created=created.isoformat(timespec="seconds"),
+        train_seconds=_number(manifest["train_seconds"]),
+        versions={str(name): str(version) for name, version in dict(manifest["versions"]).items()},
     )
+
+
+def _number(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{value!r} is not a finite number")
+    return float(value)
+
+
+def _epoch_row(row: dict) -> dict:
+    """One epoch of a manifest's history, with exactly EpochRecord's fields, each a finite number."""
+    if not isinstance(row, dict) or set(row) != {field.name for field in dataclasses.fields(EpochRecord)}:
+        raise ValueError(f"a history entry has the fields {sorted(row) if isinstance(row, dict) else row!r}")
+    return {name: int(_number(value)) if name == "epoch" else _number(value) for name, value in row.items()}
 
 
 def record_manifest(entry: Path) -> dict:

@@ -178,11 +178,19 @@ def _predict(arguments) -> int:
             image = _read_image(path)
         except ValueError as error:
             refused = True
-            print(json.dumps({"file": str(path), "error": str(error)}) if arguments.json else f"{path}: error: {error}")
+            if arguments.json:
+                print(json.dumps({"file": str(path), "error": str(error)}))
+            else:
+                print(f"{_shown(path)}: error: {_shown(error)}")
             continue
         digit, confidence, probabilities = predictor.predict_digit(image.model_input)
         _print_prediction(arguments.json, {"file": str(path)}, digit, confidence, probabilities)
     return 1 if refused else 0
+
+
+def _shown(text: object) -> str:
+    """``text`` for a terminal: control characters (in a file name, say) written as escapes, not obeyed."""
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in str(text))
 
 
 def _read_image(path: Path):
@@ -200,7 +208,7 @@ def _print_prediction(as_json: bool, result: dict, digit: int, confidence: float
         extra = {"digit": digit, "confidence": round(confidence, 6)}
         print(json.dumps({**result, **extra, "probabilities": [round(float(p), 6) for p in probabilities]}))
     elif "file" in result:
-        print(f"{result['file']}: {digit} ({confidence:.1%})")
+        print(f"{_shown(result['file'])}: {digit} ({confidence:.1%})")
     else:
         print(f"test image {result['index']}: {digit} ({confidence:.1%}), true label {result['label']}")
 

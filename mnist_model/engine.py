@@ -211,8 +211,8 @@ class Engine:
     def prepare_file(self, data: bytes, name: str) -> images.PreprocessedImage:
         return self._call(self._models.prepare_file.remote(data, name))
 
-    def prepare_canvas(self, rgba: np.ndarray) -> images.PreprocessedImage:
-        return self._call(self._models.prepare_canvas.remote(rgba))
+    def prepare_drawing(self, data: bytes, size: tuple[int, int]) -> images.PreprocessedImage:
+        return self._call(self._models.prepare_drawing.remote(data, size))
 
     def evaluate(self, key: str):
         return self._call(self._models.evaluate.remote(key))

@@ -31,6 +31,9 @@ from mnist_model.data import IMAGE_SIZE
 ACCEPTED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
 # The largest upload read, in bytes.
 MAX_BYTES = 10 * 1024 * 1024
+# A drawing is the canvas's PNG export: well under a megabyte for the page's 280x280 canvas.
+MAX_DRAWING_BYTES = 1024 * 1024
+MAX_DRAWING_SCALE = 4
 # The largest image accepted, in pixels (width x height as the file's header states it).
 MAX_PIXELS = 50_000_000
 # The shortest side accepted, in pixels.
@@ -120,6 +123,33 @@ def preprocess_canvas(rgba: np.ndarray) -> PreprocessedImage:
     image = Image.fromarray(np.ascontiguousarray(rgba))
     display, luminance = _to_arrays(image, notes)
     return _preprocess(display, luminance, "canvas", notes, "the canvas")
+
+
+def preprocess_drawing(data: bytes, size: tuple[int, int]) -> PreprocessedImage:
+    """Bring a canvas's PNG export into MNIST form, as :func:`preprocess_canvas` does its array.
+
+    data: the PNG bytes the browser sent, which its user controls, so they are decoded as PNG only
+    (never another of Pillow's formats) and must have the canvas's ``size``, (width, height), or up to
+    four times it (a high-density screen exports its own pixels). Raises ImageError for anything else
+    and for an empty drawing.
+    """
+    width, height = size
+
+    def fits(shown: tuple[int, int]) -> bool:
+        return shown[0] * height == shown[1] * width and width <= shown[0] <= MAX_DRAWING_SCALE * width
+
+    if not isinstance(data, (bytes, bytearray)) or len(data) > MAX_DRAWING_BYTES:
+        described = f"{len(data):,} bytes" if isinstance(data, (bytes, bytearray)) else type(data).__name__
+        raise ImageError(f"a drawing must be a PNG of at most {MAX_DRAWING_BYTES:,} bytes; got {described}.")
+    try:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+            shown = image.size
+            rgba = np.asarray(image.convert("RGBA")) if fits(shown) else None
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise ImageError(f"the drawing is not a readable PNG image ({type(error).__name__}).") from None
+    if rgba is None:
+        raise ImageError(f"the drawing is {shown[0]}x{shown[1]} pixels; the canvas is {width}x{height}.")
+    return preprocess_canvas(rgba)
 
 
 # Reading and decoding

@@ -503,9 +503,10 @@ class ModelServer:
         """An uploaded file brought into MNIST form. Raises ImageError for an unusable file."""
         return images.preprocess_file(data, name=name)
 
-    def prepare_canvas(self, rgba: np.ndarray) -> images.PreprocessedImage:
-        """A drawing brought into MNIST form. Raises ImageError for an empty or malformed canvas."""
-        return images.preprocess_canvas(rgba)
+    def prepare_drawing(self, data: bytes, size: tuple[int, int]) -> images.PreprocessedImage:
+        """A canvas's PNG export, (width, height) pixels, in MNIST form. Raises ImageError for an empty
+        drawing or for bytes that are not such a PNG."""
+        return images.preprocess_drawing(data, size)
 
     def evaluate(self, key: str):
         """The run's :class:`mnist_model.evaluation.Evaluation` on the 10,000 test images."""

@@ -98,6 +98,14 @@ def clear_uploads(page: Page, timeout: float = 30) -> None:
         buttons.first.click()
         page.wait_for_timeout(200)
     page.get_by_text("Upload a photo, scan or drawing").wait_for(timeout=timeout * 1000)
+    # The previous file's answer stays on screen, stale, until the run that shows the empty state has
+    # ended: wait until it is gone, so that it is never read as the next file's answer.
+    page.wait_for_function(
+        """() => !document.querySelector('[data-testid=stAlertContentError]')
+            && ![...document.querySelectorAll('[data-testid=stMetricLabel]')]
+                .some((label) => label.innerText.trim() === 'Predicted digit')""",
+        timeout=timeout * 1000,
+    )
 
 
 def upload(page: Page, name: str, content: bytes, mime: str, timeout: float = 60) -> UploadOutcome:

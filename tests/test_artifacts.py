@@ -102,3 +102,53 @@ def test_read_run_bytes_refuses_bytes_that_do_not_match_the_manifest(tmp_path: P
     assert artifacts.read_run_bytes(tmp_path, key) is None
     (entry / artifacts.MODEL_FILE).write_bytes(b"swapped")
     assert artifacts.read_run_bytes(tmp_path, key) is None
+
+
+GOOD_MANIFEST = {
+    "settings": TrainingSettings(epochs=1).to_dict(),
+    "history": [
+        {"epoch": 1, "loss": 0.5, "accuracy": 0.9, "val_loss": 0.4, "val_accuracy": 0.91, "seconds": 1.5},
+    ],
+    "test_loss": 0.3,
+    "test_accuracy": 0.92,
+    "created": "2026-12-01T21:00:00+00:00",
+    "train_seconds": 2.0,
+    "data_fingerprint": "0" * 16,
+}
+KEY = "mlp-0123456789abcdef"
+
+
+def saved_manifest(root: Path, **changes) -> Path:
+    """A store entry as the package writes it, then its manifest changed by ``changes``."""
+    entry = artifacts.save_run_bytes(root, KEY, b"a model", GOOD_MANIFEST)
+    manifest = json.loads((entry / artifacts.MANIFEST_FILE).read_text())
+    (entry / artifacts.MANIFEST_FILE).write_text(json.dumps({**manifest, **changes}))
+    return entry
+
+
+def test_a_manifest_as_written_is_listed_with_its_fields(tmp_path: Path) -> None:
+    saved_manifest(tmp_path)
+    [record] = artifacts.list_runs(tmp_path)
+    assert (record.key, record.test_accuracy, record.created) == (KEY, 0.92, "2026-12-01T21:00:00+00:00")
+    assert record.history == GOOD_MANIFEST["history"]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"created": "\x1b]0;owned\x07\x1b[2J"},  # terminal escapes where a date belongs
+        {"created": 20261201},
+        {"key": "mlp-0123456789abcdef\x1b[31m"},
+        {"key": "mlp-fedcba9876543210"},  # another entry's name
+        {"history": ["epoch 1"]},
+        {"history": [{"epoch": 1, "loss": "low"}]},
+        {"history": [{**GOOD_MANIFEST["history"][0], "loss": float("nan")}]},
+        {"history": [{**GOOD_MANIFEST["history"][0], "note": "\x1b[2J"}]},
+        {"test_accuracy": True},
+        {"versions": ["keras"]},
+    ],
+    ids=lambda changes: next(iter(changes)) + ": " + repr(next(iter(changes.values())))[:30],
+)
+def test_a_malformed_or_planted_manifest_is_not_listed(tmp_path: Path, changes: dict) -> None:
+    saved_manifest(tmp_path, **changes)
+    assert artifacts.list_runs(tmp_path) == []

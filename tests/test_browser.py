@@ -11,9 +11,12 @@ Needs Chromium (``$CHROMIUM``, or ``chromium`` on the PATH, as Debian's package 
 
 from __future__ import annotations
 
+import base64
+import http.client
 import os
 import re
 import shutil
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -208,3 +211,26 @@ def test_a_new_training_shows_everywhere_at_once_and_a_stop_keeps_the_model_in_u
     expect(metric_value(page, "Test accuracy")).to_have_text(re.compile(r"%$"), timeout=PAGE_SECONDS * 1000)
     expect(sidebar.get_by_text(mnist_model.TrainingSettings().describe())).to_be_visible()
     page.close()
+
+
+def websocket_handshake(url: str, host: str) -> int:
+    """The HTTP status of a WebSocket handshake with the dashboard's stream, sent with the Host header ``host``."""
+    address = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+    try:
+        key = base64.b64encode(os.urandom(16)).decode()
+        headers = {"Host": host, "Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": key}
+        connection.request("GET", "/_stcore/stream", headers={**headers, "Sec-WebSocket-Version": "13"})
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [("127.0.0.1:{port}", 101), ("localhost:{port}", 101), ("rebound.example", 403), ("rebound.example:{port}", 403)],
+)
+def test_only_this_machines_own_names_may_open_a_session(server, host: str, status: int) -> None:
+    # A page elsewhere whose name resolves to this machine (DNS rebinding) must not get a session.
+    url, _ = server
+    assert websocket_handshake(url, host.format(port=urllib.parse.urlsplit(url).port)) == status

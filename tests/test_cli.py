@@ -64,3 +64,41 @@ def test_missing_data_is_a_clear_error_not_a_traceback(tmp_path):
     assert completed.returncode == 1
     assert "Traceback" not in completed.stderr
     assert "nowhere.npz, which does not exist" in completed.stderr
+
+
+def test_runs_never_prints_a_planted_manifests_terminal_escapes(tmp_path):
+    from mnist_model import artifacts
+    from mnist_model.settings import TrainingSettings
+
+    manifest = {
+        "settings": TrainingSettings(epochs=1).to_dict(),
+        "history": [],
+        "test_loss": 0.3,
+        "test_accuracy": 0.92,
+        "created": "2026-12-01T21:00:00+00:00",
+        "train_seconds": 2.0,
+    }
+    artifacts.save_run_bytes(tmp_path, "mlp-0123456789abcdef", b"a model", manifest)
+    planted = artifacts.save_run_bytes(tmp_path, "mlp-fedcba9876543210", b"a model", manifest)
+    planted_manifest = json.loads((planted / artifacts.MANIFEST_FILE).read_text())
+    planted_manifest["created"] = "\x1b]0;owned\x07\x1b[2J2026"
+    (planted / artifacts.MANIFEST_FILE).write_text(json.dumps(planted_manifest))
+    completed = run_cli("runs", env={"MNIST_ARTIFACTS": str(tmp_path)})
+    assert completed.returncode == 0
+    assert completed.stdout.count("mlp-") == 1 and "mlp-0123456789abcdef" in completed.stdout
+    assert "\x1b" not in completed.stdout + completed.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("digit.png", "digit.png"),
+        ("\x1b[2Jdigit.png", "\\x1b[2Jdigit.png"),
+        ("a\nb\tc", "a\\nb\\tc"),
+        ("seven-7.png", "seven-7.png"),
+    ],
+)
+def test_file_names_reach_the_terminal_with_control_characters_escaped(text, shown):
+    from mnist_model.cli import _shown
+
+    assert _shown(text) == shown

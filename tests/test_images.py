@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from PIL import Image, ImageFile, ImageFilter
 from realistic_digits import drawn_digit
 
 from mnist_model import images
-from mnist_model.images import ImageError, PreprocessedImage, preprocess_canvas, preprocess_file
+from mnist_model.images import ImageError, PreprocessedImage, preprocess_canvas, preprocess_drawing, preprocess_file
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 
@@ -379,6 +380,39 @@ def test_empty_canvas_says_no_digit(canvas):
 def test_canvas_of_the_wrong_type_or_shape_is_refused(canvas):
     with pytest.raises(ImageError, match=r"uint8 array shaped \(height, width, 4\)"):
         preprocess_canvas(canvas)
+
+
+def png_bytes(image: Image.Image, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=options.pop("format", "PNG"), **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("scale", [1, 2, 4])
+def test_a_canvas_png_export_reads_like_its_pixels_at_any_screen_density(reference, scale):
+    drawing = Image.fromarray(canvas_of(seven())).resize((280 * scale, 280 * scale), Image.Resampling.NEAREST)
+    result = preprocess_drawing(png_bytes(drawing), (280, 280))
+    assert similarity(result.final, reference) > 0.95
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (png_bytes(Image.new("RGBA", (300, 280))), "the drawing is 300x280 pixels; the canvas is 280x280"),
+        (png_bytes(Image.new("RGBA", (1400, 1400))), "the drawing is 1400x1400 pixels"),
+        (png_bytes(Image.new("RGB", (280, 280)), format="TIFF"), "not a readable PNG"),
+        (png_bytes(Image.new("RGB", (280, 280)), format="GIF"), "not a readable PNG"),
+        (png_bytes(Image.new("RGB", (280, 280)), format="JPEG"), "not a readable PNG"),
+        (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 280 280\n", "not a readable PNG"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(100), "not a readable PNG"),
+        (bytes(2 * 1024 * 1024), "at most 1,048,576 bytes; got 2,097,152 bytes"),
+        ("data:image/png;base64,", "got str"),
+    ],
+    ids=["wrong-size", "too-large", "tiff", "gif", "jpeg", "eps", "truncated", "over-a-megabyte", "text"],
+)
+def test_a_drawing_that_is_not_the_canvass_png_is_refused(data, message):
+    with pytest.raises(ImageError, match=re.escape(message)):
+        preprocess_drawing(data, (280, 280))
 
 
 # Bad files: the corpus

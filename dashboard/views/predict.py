@@ -10,6 +10,7 @@ from mnist_model import images
 # Any file is accepted by the picker and judged by its content, so a refused file is named in a
 # message of ours (the picker's own filter kept the previous file and showed the refused one beside it).
 UPLOAD_HELP = "PNG, JPEG, BMP, GIF or WebP, recognised by content; up to 5 MB."
+CANVAS_SIZE = (280, 280)  # width, height
 STEPS = {"decoded": "As uploaded", "grey": "Grey, paper removed", "cropped": "Digit cropped", "final": "28x28 input"}
 
 
@@ -76,24 +77,30 @@ def upload() -> None:
 def draw() -> None:
     left, right = st.columns([1, 2], gap="large")
     with left:
+        # The canvas's toolbar floats above it: room for it below the tabs.
+        st.space("medium")
         drawing = st_canvas(
             stroke_width=20,
             stroke_color="#ffffff",
             background_color="#000000",
-            width=280,
-            height=280,
+            width=CANVAS_SIZE[0],
+            height=CANVAS_SIZE[1],
             return_image_data=True,
             key="canvas",
         )
         st.space("small")
         st.caption("Draw with the mouse, a pen or a finger. The bin in the toolbar under the box clears it.")
     with right:
-        if drawing.image_data is None:
-            st.info("Draw a digit in the black box; the prediction updates as you draw.")
-            return
+        # The canvas's PNG as the browser sent it: decoded (as PNG only) by the engine, not here.
         try:
-            prepared = state.engine().prepare_canvas(drawing.image_data)
+            drawing_png = drawing.image_bytes
+        except (ValueError, TypeError, AttributeError):  # not a base64 data URL
+            drawing_png = None
+        try:
+            prepared = state.engine().prepare_drawing(drawing_png, CANVAS_SIZE) if drawing_png else None
         except images.ImageError:
+            prepared = None
+        if prepared is None:
             st.info("Draw a digit in the black box; the prediction updates as you draw.")
             return
         st.image(charts.pixelated(prepared.final, 4), caption="28x28 input")
