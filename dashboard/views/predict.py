@@ -89,7 +89,7 @@ def draw() -> None:
             key="canvas",
         )
         st.space("small")
-        st.caption("Draw with the mouse, a pen or a finger. The bin in the toolbar under the box clears it.")
+        st.caption("Draw with the mouse, a pen or a finger. The bin in the toolbar above the box clears it.")
     with right:
         # The canvas's PNG as the browser sent it: decoded (as PNG only) by the engine, not here.
         try:
