@@ -102,18 +102,8 @@ import tensorflow as tf
 from tensorflow import keras
 from mnist_model import TrainingSettings, load_mnist
 from mnist_model.evaluation import test_metrics
+from mnist_model.augment import _over_3x3 as over_3x3
 from mnist_model.model import build_model
-
-
-def over_3x3(images, combine, outside):
-    height, width = images.shape[1], images.shape[2]
-    padded = tf.pad(images, [[0, 0], [1, 1], [1, 1]], constant_values=outside)
-    result = images
-    for row in range(3):
-        for column in range(3):
-            if (row, column) != (1, 1):
-                result = combine(result, padded[:, row : row + height, column : column + width])
-    return result
 
 
 def random_distortions(images):
@@ -136,8 +126,8 @@ def random_distortions(images):
         images=images[..., tf.newaxis], transforms=transforms, output_shape=tf.constant([height, width]),
         fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT",
     )[..., 0]
-    thicker = over_3x3(images, tf.maximum, 0.0)
-    thinner = over_3x3(images, tf.minimum, 1.0)
+    thicker = over_3x3(images, tf.maximum, outside=0.0)
+    thinner = over_3x3(images, tf.minimum, outside=1.0)
     amount = tf.random.uniform([tf.shape(images)[0], 1, 1], -1.0, 1.0)
     amount = tf.where(tf.abs(amount) < 1 / 3, 0.0, amount) * 0.6
     blended = tf.where(amount > 0, images + amount * (thicker - images), images - amount * (thinner - images))
