@@ -9,6 +9,9 @@ Accuracy (``--accuracy``, needs MNIST): the generated realistic set of tests/rea
 classified after preprocessing and after a naive resize, by the default model and by
 one trained without augmentation (``--cnn`` adds the recommended convolutional net, which takes
 minutes to train).
+Numbers (``--accuracy`` too): the generated numbers of 2-4 digits, the share cut into the right
+number of digits and the share read exactly, by style; and how many one-digit images were taken
+for numbers.
 Trained models are cached as usual, in ``$MNIST_ARTIFACTS``.
 
     python -m benchmarks.bench_images [--repeats 50] [--accuracy [--seeds 0 1 2] [--cnn]]
@@ -143,6 +146,52 @@ def accuracy(seeds: list[int], with_cnn: bool) -> None:
         )
 
 
+def numbers(seeds: list[int], with_cnn: bool) -> None:
+    from mnist_model import TrainingSettings, load_mnist, train
+    from mnist_model.predict import Predictor
+
+    realistic = _realistic_digits()
+    samples = [sample for seed in seeds for sample in realistic.realistic_numbers(150, seed=seed)]
+    started = time.perf_counter()
+    prepared = [
+        preprocess_canvas(sample.canvas) if sample.canvas is not None else preprocess_file(sample.data)
+        for sample in samples
+    ]
+    per_image_ms = (time.perf_counter() - started) * 1000 / len(samples)
+    styles = np.array([sample.style for sample in samples])
+    cut = np.array([len(result.digits) == len(sample.number) for sample, result in zip(samples, prepared, strict=True)])
+    singles = [sample for seed in seeds for sample in realistic.realistic_set(300, seed=seed)]
+    taken_for_numbers = sum(
+        (preprocess_canvas(s.canvas) if s.canvas is not None else preprocess_file(s.data)).is_number for s in singles
+    )
+    print(
+        f"\nNumbers: {len(samples)} images of 2-4 digits (seeds {', '.join(map(str, seeds))}), "
+        f"{per_image_ms:.0f} ms each to preprocess; {taken_for_numbers} of {len(singles)} one-digit images "
+        "taken for numbers"
+    )
+    print(f"{'':<26} {'all':>6}  " + "  ".join(f"{style:>16}" for style in realistic.STYLES))
+
+    def row(name: str, hits: np.ndarray) -> None:
+        by_style = "  ".join(f"{hits[styles == style].mean():>16.1%}" for style in realistic.STYLES)
+        print(f"{name:<26} {hits.mean():>6.1%}  {by_style}")
+
+    row("cut into its digits", cut)
+    candidates = {"default (mlp, augmented)": TrainingSettings()}
+    if with_cnn:
+        candidates["cnn, recommended"] = TrainingSettings.recommended("cnn")
+    data = load_mnist()
+    for name, settings in candidates.items():
+        predictor = Predictor(train(settings, data=data).model)
+        read = np.array(
+            [
+                result.is_number
+                and "".join(str(d) for d in predictor.predict(result.digit_inputs).argmax(axis=1)) == sample.number
+                for sample, result in zip(samples, prepared, strict=True)
+            ]
+        )
+        row(f"read exactly: {name.split(',')[0]}", read)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=50, help="timed runs per case (default 50)")
@@ -153,6 +202,7 @@ def main() -> None:
     speed(arguments.repeats)
     if arguments.accuracy:
         accuracy(arguments.seeds, arguments.cnn)
+        numbers(arguments.seeds, arguments.cnn)
 
 
 if __name__ == "__main__":

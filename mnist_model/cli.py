@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from mnist_model.data import DataError
 from mnist_model.settings import ARCHITECTURES, STRATEGIES, TrainingSettings
 
@@ -183,6 +185,9 @@ def _predict(arguments) -> int:
             else:
                 print(f"{_shown(path)}: error: {_shown(error)}")
             continue
+        if image.is_number:
+            _print_number(arguments.json, str(path), predictor.predict(image.digit_inputs))
+            continue
         digit, confidence, probabilities = predictor.predict_digit(image.model_input)
         _print_prediction(arguments.json, {"file": str(path)}, digit, confidence, probabilities)
     return 1 if refused else 0
@@ -211,6 +216,30 @@ def _print_prediction(as_json: bool, result: dict, digit: int, confidence: float
         print(f"{_shown(result['file'])}: {digit} ({confidence:.1%})")
     else:
         print(f"test image {result['index']}: {digit} ({confidence:.1%}), true label {result['label']}")
+
+
+def _print_number(as_json: bool, file: str, probabilities: np.ndarray) -> None:
+    """A number: its digits left to right, each with its confidence; the number's own confidence is
+    their product, the chance that every digit is right if their errors are independent."""
+    digits = probabilities.argmax(axis=1)
+    confidences = probabilities.max(axis=1)
+    number = "".join(str(int(digit)) for digit in digits)
+    if as_json:
+        each = [{"digit": int(d), "confidence": round(float(c), 6)} for d, c in zip(digits, confidences, strict=True)]
+        print(
+            json.dumps(
+                {
+                    "file": file,
+                    "digit": None,
+                    "number": number,
+                    "digits": each,
+                    "confidence": round(float(np.prod(confidences)), 6),
+                }
+            )
+        )
+    else:
+        shown = ", ".join(f"{int(d)} {c:.1%}" for d, c in zip(digits, confidences, strict=True))
+        print(f"{_shown(file)}: number {number} ({shown})")
 
 
 def _summary(arguments) -> int:

@@ -57,9 +57,13 @@ MAX_STROKE_WIDTH = 4.4
 TARGET_STROKE_WIDTH = 2.5
 # Connected components are found on a grid of at most this many cells along the long side.
 COMPONENT_GRID = 48
+# Numbers are segmented on a finer grid (cells across the long side), so that the narrow gaps
+# between neighbouring digits stay open; a row of more digits than this is not read as a number.
+NUMBER_GRID = 128
+MAX_NUMBER_DIGITS = 8
 
 _ACCEPTED = (
-    f"Accepted: PNG, JPEG, BMP, GIF or WebP images of one digit, up to {MAX_BYTES // (1024 * 1024)} MB "
+    f"Accepted: PNG, JPEG, BMP, GIF or WebP images of a digit or a number, up to {MAX_BYTES // (1024 * 1024)} MB "
     f"and {MAX_PIXELS // 1_000_000} megapixels, at least {MIN_SIDE}x{MIN_SIDE} pixels."
 )
 
@@ -77,6 +81,9 @@ class PreprocessedImage:
         removed. cropped: uint8 (h', w'), the digit's bounding box in ``grey`` without specks.
     final: uint8 (28, 28), MNIST-style. format: "PNG", "JPEG", "BMP", "GIF", "WEBP" or "canvas".
     notes: what was done beyond the usual, in words, e.g. "inverted: dark ink on light paper".
+    digits: for an image of a number (several digits side by side), each digit in MNIST form, uint8
+        (28, 28), left to right, and ``cropped`` is the whole number; empty for an image of one digit.
+        ``final`` is then the image read as one digit, which it is not.
     """
 
     decoded: np.ndarray
@@ -85,11 +92,21 @@ class PreprocessedImage:
     final: np.ndarray
     format: str
     notes: tuple[str, ...]
+    digits: tuple[np.ndarray, ...] = ()
 
     @property
     def model_input(self) -> np.ndarray:
         """float32 (28, 28) in [0, 1]: ``final / 255``."""
         return self.final.astype(np.float32) / 255.0
+
+    @property
+    def is_number(self) -> bool:
+        return len(self.digits) > 1
+
+    @property
+    def digit_inputs(self) -> np.ndarray:
+        """float32 (n, 28, 28) in [0, 1]: each digit of a number, or the one digit, ready for the model."""
+        return np.stack(self.digits or (self.final,)).astype(np.float32) / 255.0
 
 
 def preprocess_file(source: bytes | BinaryIO, *, name: str | None = None) -> PreprocessedImage:
@@ -334,8 +351,16 @@ def _preprocess(
     display: np.ndarray, luminance: np.ndarray, image_format: str, notes: list[str], label: str
 ) -> PreprocessedImage:
     ink = _ink_map(luminance, notes, label)
-    cropped = _crop_digit(ink, notes)
-    final = _to_mnist(cropped, notes)
+    row = _number_row(ink)
+    cropped = _crop_digit(ink, [] if row else notes)
+    final = _to_mnist(cropped, [] if row else notes)
+    digits: tuple[np.ndarray, ...] = ()
+    if row:
+        digit_notes: list[str] = []
+        digits = tuple(_to_mnist(part, digit_notes) for part in row.parts)
+        cropped = row.whole
+        notes.append(f"read as a number of {len(digits)} digits side by side")
+        notes.extend(dict.fromkeys(note.split(" (")[0] for note in digit_notes))
     return PreprocessedImage(
         decoded=display,
         grey=_to_uint8(ink),
@@ -343,6 +368,7 @@ def _preprocess(
         final=final,
         format=image_format,
         notes=tuple(notes),
+        digits=digits,
     )
 
 
@@ -538,6 +564,179 @@ def _crop_digit(ink: np.ndarray, notes: list[str]) -> np.ndarray:
     rows = np.flatnonzero(ink.any(axis=1))
     cols = np.flatnonzero(ink.any(axis=0))
     return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+# Whole numbers
+
+
+@dataclass(frozen=True)
+class _Row:
+    """A number found in an ink map: the whole of it, and each digit, left to right (float32 crops)."""
+
+    whole: np.ndarray
+    parts: tuple[np.ndarray, ...]
+
+
+@dataclass
+class _Glyph:
+    """Components that stand above one another (a digit and its detached bar), in grid cells."""
+
+    top: int
+    bottom: int
+    left: int
+    right: int
+    mass: float
+    members: list[int]
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    def joins(self, top: int, bottom: int, left: int, right: int) -> bool:
+        """Whether a component in that box belongs to this glyph: it shares most of the narrower one's
+        columns, is close, and either stands above or below (a detached bar) or is centred within the
+        other's columns (a stroke across the other's span), unlike the slanted neighbours of italic digits."""
+        shared = min(self.right, right) - max(self.left, left)
+        if shared < 0.4 * max(1, min(self.width, right - left)):
+            return False
+        vertical = min(self.bottom, bottom) - max(self.top, top)  # negative: the gap between them
+        if vertical < -0.3 * max(self.height, bottom - top):
+            return False  # a speck well below or above
+        beside = vertical >= 0.5 * min(self.height, bottom - top)
+        centred = self.left <= (left + right) / 2 <= self.right or left <= (self.left + self.right) / 2 <= right
+        return not beside or centred
+
+    def add(self, index: int, top: int, bottom: int, left: int, right: int, mass: float) -> None:
+        self.top, self.bottom = min(self.top, top), max(self.bottom, bottom)
+        self.left, self.right = min(self.left, left), max(self.right, right)
+        self.mass += mass
+        self.members.append(index)
+
+
+def _number_row(ink: np.ndarray, cell: int | None = None) -> _Row | None:
+    """The digits of an image that shows a number, or None for an image of one digit.
+
+    A number is two or more glyphs of about the same height side by side on one line, with nothing
+    else of weight beside them. Components stacked above one another are one glyph (a 5 and its
+    detached bar). A glyph much wider than tall is cut where touching digits meet, at a column of
+    little ink in its middle, or else taken apart pixel by pixel (``cell`` 1) in its solid ink if its
+    digits only came close. Anything less clear is left to the one-digit reading.
+    """
+    height, width = ink.shape
+    cell = cell or max(1, math.ceil(max(height, width) / NUMBER_GRID))
+    grid_height, grid_width = math.ceil(height / cell), math.ceil(width / cell)
+    padded = np.zeros((grid_height * cell, grid_width * cell), dtype=np.float32)
+    padded[:height, :width] = ink
+    mass = padded.reshape(grid_height, cell, grid_width, cell).sum(axis=(1, 3))
+    labels, count = _components(mass > 0)
+    if count == 0:
+        return None
+    masses = np.bincount(labels.ravel(), weights=mass.ravel(), minlength=count + 1)[1:]
+    rows, cols = np.nonzero(labels)
+    which = labels[rows, cols] - 1
+    tops, lefts = np.full(count, grid_height), np.full(count, grid_width)
+    bottoms, rights = np.zeros(count, dtype=np.int64), np.zeros(count, dtype=np.int64)
+    np.minimum.at(tops, which, rows)
+    np.minimum.at(lefts, which, cols)
+    np.maximum.at(bottoms, which, rows + 1)
+    np.maximum.at(rights, which, cols + 1)
+    glyphs: list[_Glyph] = []
+    for index in np.argsort(-masses, kind="stable"):
+        box = int(tops[index]), int(bottoms[index]), int(lefts[index]), int(rights[index])
+        top, bottom, left, right = box
+        touches = top == 0 or left == 0 or bottom == grid_height or right == grid_width
+        # A paper edge or shadow runs along the image's length; a digit of a tight crop spans its height.
+        frame = touches and max(bottom - top, right - left) >= 0.9 * max(grid_height, grid_width)
+        if masses[index] < 0.01 * masses.sum() or frame:
+            continue
+        joined = next((glyph for glyph in glyphs if glyph.joins(*box)), None)
+        if joined is None:
+            glyphs.append(_Glyph(*box, float(masses[index]), [int(index)]))
+        else:
+            joined.add(int(index), *box, float(masses[index]))
+    if not glyphs:
+        return None
+    tallest = max(glyph.height for glyph in glyphs)
+    digits = sorted((glyph for glyph in glyphs if glyph.height >= 0.45 * tallest), key=lambda glyph: glyph.left)
+    typical_mass = float(np.median([glyph.mass for glyph in digits]))
+    for glyph in glyphs:
+        # Specks, dots and dashes are short; something taller and of weight is no digit of the row.
+        if glyph not in digits and glyph.height >= 0.3 * tallest and glyph.mass >= 0.3 * typical_mass:
+            return None
+    reference = max(digits, key=lambda glyph: glyph.height)
+    for earlier, later in zip(digits[:-1], digits[1:], strict=True):
+        gap = later.left - earlier.right
+        if gap > 1.5 * tallest:
+            return None  # too far apart to be one number
+        aligned = min(abs(earlier.top - later.top), abs(earlier.bottom - later.bottom)) <= 0.12 * tallest
+        if 0 <= gap < 0.07 * tallest and min(earlier.height, later.height) < 0.75 * tallest and not aligned:
+            # A short part close beside a tall one, level with neither its top nor its bottom: more
+            # likely one digit with a break in a stroke (a 4 whose stem does not meet its bar).
+            return None
+    for glyph in digits:
+        if min(glyph.bottom, reference.bottom) - max(glyph.top, reference.top) < 0.5 * glyph.height:
+            return None  # not on one line
+
+    def ink_of(glyphs: list[_Glyph], start: int = 0, end: int = width) -> np.ndarray:
+        cells = np.isin(labels, np.array([member for glyph in glyphs for member in glyph.members]) + 1)
+        keep = np.repeat(np.repeat(cells, cell, axis=0), cell, axis=1)[:height, :width]
+        keep[:, :start], keep[:, end:] = False, False
+        kept = np.where(keep, ink, 0)
+        rows, cols = np.flatnonzero(kept.any(axis=1)), np.flatnonzero(kept.any(axis=0))
+        return kept[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] if len(rows) else kept[:0, :0]
+
+    parts = []
+    for glyph in digits:
+        glyph_ink = ink_of([glyph])
+        # Touching digits: a lone glyph much wider than tall, or a glyph of a row a little wider than tall.
+        wide = (1.2 if len(digits) == 1 else 0.8) * glyph.height * cell
+        columns = glyph_ink.sum(axis=0)
+        cuts = _touching_cuts(columns, wide, 0.8 * glyph.height * cell)
+        # Digits that only came close, apart in their solid ink though blur or the grid joined them.
+        solid = np.where(glyph_ink >= 0.5, glyph_ink, 0)
+        apart = _number_row(solid, cell=1) if not cuts and cell > 1 and len(columns) > wide else None
+        if apart is not None:
+            parts.extend(apart.parts)
+            continue
+        edges = [0, *cuts, len(columns)]
+        parts.extend(glyph_ink[:, start:end] for start, end in zip(edges[:-1], edges[1:], strict=True))
+    parts = [_tight_crop(part) for part in parts if part.any()]
+    if not 2 <= len(parts) <= MAX_NUMBER_DIGITS:
+        return None
+    return _Row(whole=ink_of(digits), parts=tuple(parts))
+
+
+def _touching_cuts(columns: np.ndarray, wide: float, wide_after: float) -> list[int]:
+    """Where to cut a glyph of touching digits, given its ink per column; none for one digit.
+
+    A span wider than ``wide`` pixels is cut at the column of least ink in its middle half, if that
+    column holds under a quarter of the span's typical column; each side, once cut, is looked at again as a
+    span of a row, wider than ``wide_after``.
+    """
+    typical = float(np.median(columns[columns > 0])) if columns.any() else 0.0
+
+    def cuts(start: int, end: int, wide: float) -> list[int]:
+        span = end - start
+        if span <= wide:
+            return []
+        low, high = start + span // 4, end - span // 4
+        # The least ink, and of two nearly as thin, the one nearer the middle.
+        offsets = np.abs(np.arange(low, high) - (start + end) / 2) / max(1, high - low)
+        column = low + int(np.argmin(columns[low:high] + 0.1 * typical * offsets))
+        if columns[column] > 0.25 * typical:
+            return []
+        return [*cuts(start, column, wide_after), column, *cuts(column, end, wide_after)]
+
+    return cuts(0, len(columns), wide)
+
+
+def _tight_crop(values: np.ndarray) -> np.ndarray:
+    rows, cols = np.flatnonzero(values.any(axis=1)), np.flatnonzero(values.any(axis=0))
+    return values[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
 def _stroke_width(mask: np.ndarray) -> float:

@@ -104,6 +104,17 @@ class Sample:
     canvas: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class NumberSample:
+    """One image of a number of two to four digits, such as a year or a house number."""
+
+    name: str
+    number: str
+    style: str
+    data: bytes | None = None
+    canvas: np.ndarray | None = None
+
+
 def font_paths(names: tuple[str, ...]) -> list[Path]:
     """The installed fonts among ``names``, in that order."""
     found = _installed_fonts()
@@ -164,6 +175,89 @@ def realistic_set(count: int = 300, seed: int = 0) -> list[Sample]:
         suffix = f"{format_name.lower()}-{mode.replace(';', '')}{'-' + extra if extra else ''}"
         samples.append(Sample(f"{index:03d}-{style.replace(' ', '-')}-{label}-{suffix}", label, style, data=data))
     return samples
+
+
+def realistic_numbers(count: int = 100, seed: int = 0) -> list[NumberSample]:
+    """``count`` images of numbers of 2 to 4 digits, in the five styles of :func:`realistic_set`.
+
+    Printed and handwriting fonts set the whole number as text, with the font's own spacing or with
+    the letters set wider or tighter by hand; drawn numbers are drawn digits of slightly varying
+    size and baseline in a row, one in ten with neighbours touching.
+    """
+    rng = np.random.default_rng(seed)
+    printed = font_paths(PRINTED_FONTS)
+    handwriting = font_paths(HANDWRITING_FONTS)
+    samples = []
+    for index in range(count):
+        length = 2 + index % 3
+        number = str(int(rng.integers(1, 10))) + "".join(str(int(d)) for d in rng.integers(0, 10, length - 1))
+        style = STYLES[(index // 3) % len(STYLES)]
+        if style == "printed":
+            coverage = _font_number(number, printed, rng)
+        elif style == "handwriting font" or (style == "low-res scan" and rng.random() < 0.5):
+            coverage = _font_number(number, handwriting or printed, rng)
+        else:
+            coverage = _drawn_number(number, rng)
+        if style == "canvas":
+            ink = _place(coverage, 280, 280, rng.uniform(0.5, 0.95), rng, fit=True)
+            rgba = np.zeros((280, 280, 4), dtype=np.uint8)
+            rgba[..., :3] = np.clip(ink * 255 + 0.5, 0, 255).astype(np.uint8)[..., None]
+            rgba[..., 3] = 255
+            samples.append(NumberSample(f"{index:03d}-canvas-{number}", number, style, canvas=rgba))
+            continue
+        if style == "low-res scan":
+            image = _scan(coverage, rng, aspect=coverage.shape[1] / coverage.shape[0])
+        else:
+            image = _photograph(coverage, rng, large=False, aspect=rng.uniform(0.45, 1.1))
+        encoding = OPAQUE_ENCODINGS[index % len(OPAQUE_ENCODINGS)]
+        format_name, mode, extra = encoding
+        suffix = f"{format_name.lower()}-{mode.replace(';', '')}{'-' + extra if extra else ''}"
+        data = _encode(image, encoding, rng)
+        samples.append(NumberSample(f"{index:03d}-{style.replace(' ', '-')}-{number}-{suffix}", number, style, data))
+    return samples
+
+
+def _font_number(number: str, fonts: list[Path], rng: np.random.Generator) -> np.ndarray:
+    """A number set in a font: as text, or (one time in three) letter by letter with wider or tighter spacing."""
+    size = int(rng.integers(60, 140))
+    font = ImageFont.truetype(str(fonts[rng.integers(len(fonts))]), size) if fonts else ImageFont.load_default(size)
+    canvas = Image.new("L", (size * (len(number) + 2), size * 2), 0)
+    draw = ImageDraw.Draw(canvas)
+    if rng.random() < 2 / 3:
+        draw.text((size // 2, size // 4), number, font=font, fill=255)
+    else:
+        x = size / 2
+        tracking = rng.uniform(-0.04, 0.3) * size
+        for character in number:
+            draw.text((x, size // 4), character, font=font, fill=255)
+            x += draw.textlength(character, font=font) + tracking
+    return _tight(_warp(canvas, rng, max_degrees=6.0))
+
+
+def _drawn_number(number: str, rng: np.random.Generator) -> np.ndarray:
+    """Drawn digits side by side: heights within 10%, baselines within 6%, gaps of 5-45% of a digit's
+    height, or (one number in ten) touching."""
+    height = int(rng.integers(70, 130))
+    pen = max(2, int(height * rng.uniform(0.06, 0.14)))
+    touching = rng.random() < 0.1
+    digits = [
+        drawn_digit(int(character), rng, height=int(height * rng.uniform(0.9, 1.1)), pen=pen) for character in number
+    ]
+    gaps = [int(height * (rng.uniform(-0.04, 0.0) if touching else rng.uniform(0.05, 0.45))) for _ in digits]
+    offsets = [int(height * rng.uniform(-0.06, 0.06)) for _ in digits]
+    total_width = sum(digit.shape[1] for digit in digits) + sum(gaps) + 2 * height
+    scene = np.zeros((2 * height, total_width), dtype=np.float32)
+    x = height // 2
+    for digit, gap, offset in zip(digits, gaps, offsets, strict=True):
+        top = height // 2 + offset + (height - digit.shape[0]) // 2
+        region = scene[top : top + digit.shape[0], x : x + digit.shape[1]]
+        np.maximum(region, digit[: region.shape[0], : region.shape[1]], out=region)
+        x += digit.shape[1] + gap
+    return _tight(Image.fromarray(_as_uint8(scene)))
+
+
+def _as_uint8(values: np.ndarray) -> np.ndarray:
+    return np.clip(values * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
 # Digit shapes: a coverage mask (float32, 0 = paper, 1 = ink) tightly around the digit.
@@ -279,11 +373,16 @@ def _paper(height: int, width: int, rng: np.random.Generator, dark: bool) -> np.
     return np.clip(surface + noise, 0, 1).astype(np.float32)
 
 
-def _place(coverage: np.ndarray, height: int, width: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
-    """Scale the digit to ``fraction`` of the scene's short side and put it anywhere inside."""
+def _place(
+    coverage: np.ndarray, height: int, width: int, fraction: float, rng: np.random.Generator, fit: bool = False
+) -> np.ndarray:
+    """Scale the digit to ``fraction`` of the scene's short side (or with ``fit``, to that fraction of
+    the largest size that fits, as for a wide number) and put it anywhere inside."""
     digit = Image.fromarray(coverage)
-    target = max(6, int(min(height, width) * fraction))
-    scale = target / max(digit.size)
+    if fit:
+        scale = fraction * min(height / digit.height, width / digit.width)
+    else:
+        scale = max(6, int(min(height, width) * fraction)) / max(digit.size)
     size = (max(1, round(digit.width * scale)), max(1, round(digit.height * scale)))
     resized = np.clip(np.asarray(digit.resize(size, Image.Resampling.BILINEAR)), 0, 1)
     scene = np.zeros((height, width), dtype=np.float32)
@@ -293,25 +392,33 @@ def _place(coverage: np.ndarray, height: int, width: int, fraction: float, rng: 
     return scene
 
 
-def _photograph(coverage: np.ndarray, rng: np.random.Generator, large: bool) -> Image.Image:
+def _photograph(
+    coverage: np.ndarray, rng: np.random.Generator, large: bool, aspect: float | None = None
+) -> Image.Image:
     """The digit on paper (dark ink) or a board (light chalk), photographed: blur, noise, specks.
 
-    Scenes are composed at most 500 pixels across and then enlarged, which keeps large photos
-    quick to make (camera pictures are smooth at the pixel level anyway).
+    aspect: the photo's height over its width, random from 0.6 to 1.5 unless given (a number is
+    photographed wider than tall, at least 160 pixels across). Scenes are composed at most 500
+    pixels across and then enlarged, which keeps large photos quick to make (camera pictures are
+    smooth at the pixel level anyway).
     """
     if large:
         width = int(rng.choice([2000, 3000, 4000]))
         height = width * 3 // 4
-    else:
+    elif aspect is None:
         width = int(rng.integers(48, 900))
         height = int(width * rng.uniform(0.6, 1.5))
+    else:
+        width = int(rng.integers(160, 900))
+        height = int(width * aspect)
     scale = min(1.0, 500 / max(width, height))
     scene_width, scene_height = round(width * scale), round(height * scale)
     dark = rng.random() < 0.3
     paper = _paper(scene_height, scene_width, rng, dark)
     ink_colour = rng.uniform(0.8, 1.0, 3) if dark else rng.choice([[0.05, 0.05, 0.08], [0.1, 0.15, 0.45]])
     ink_colour = np.asarray(ink_colour, dtype=np.float32) + rng.uniform(-0.05, 0.05, 3).astype(np.float32)
-    ink = _place(coverage, scene_height, scene_width, rng.uniform(0.25, 0.85), rng) * rng.uniform(0.75, 1.0)
+    fraction = rng.uniform(0.25, 0.85) if aspect is None else rng.uniform(0.4, 0.9)
+    ink = _place(coverage, scene_height, scene_width, fraction, rng, fit=aspect is not None) * rng.uniform(0.75, 1.0)
     scene = paper * (1 - ink[..., None]) + ink_colour[None, None, :] * ink[..., None]
     for _ in range(int(rng.integers(0, 4))):
         # Specks of dust or dirt, each a few pixels across.
@@ -326,12 +433,15 @@ def _photograph(coverage: np.ndarray, rng: np.random.Generator, large: bool) -> 
     return image.resize((width, height), Image.Resampling.BICUBIC) if scale < 1 else image
 
 
-def _scan(coverage: np.ndarray, rng: np.random.Generator) -> Image.Image:
-    """A low-resolution greyscale scan: the digit nearly fills a small, noisy, grey image."""
+def _scan(coverage: np.ndarray, rng: np.random.Generator, aspect: float = 1.0) -> Image.Image:
+    """A low-resolution greyscale scan: the digit nearly fills a small, noisy, grey image.
+
+    aspect: the width over the height of what is scanned (about 1 for a digit, more for a number).
+    """
     side = int(rng.integers(12, 40))
-    width = int(side * rng.uniform(0.8, 1.3))
+    width = int(side * aspect * rng.uniform(0.8, 1.3))
     scene_height, scene_width = side * 8, width * 8
-    ink = _place(coverage, scene_height, scene_width, rng.uniform(0.6, 0.9), rng)
+    ink = _place(coverage, scene_height, scene_width, rng.uniform(0.6, 0.9), rng, fit=aspect != 1.0)
     paper = rng.uniform(0.6, 0.95)
     pen = rng.uniform(0.0, 0.3)
     scene = paper - (paper - pen) * ink

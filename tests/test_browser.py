@@ -168,7 +168,9 @@ def test_the_dashboard_trains_explains_and_predicts_in_a_browser(server, browser
 
     # A drawing: a vertical stroke down the middle of the canvas reads as a one.
     page.get_by_role("tab", name="Draw a digit").click()
-    expect(page.get_by_text("Draw a digit in the black box")).to_be_visible(timeout=PAGE_SECONDS * 1000)
+    expect(page.get_by_text("Draw a digit (or a number of a few digits) in the black box")).to_be_visible(
+        timeout=PAGE_SECONDS * 1000
+    )
     canvas = page.locator('[data-testid="stMain"] canvas').last
     box = canvas.bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.2)

@@ -207,6 +207,25 @@ def test_upload_shows_the_steps_and_the_models_prediction(app: AppTest, trained)
     assert len(app.image) == 4
 
 
+def test_an_uploaded_number_is_read_digit_by_digit(app: AppTest, trained) -> None:
+    data = mnist_model.load_mnist()
+    # Four test images side by side, light on dark, as one picture of a number.
+    indices = [int(np.flatnonzero(data.test_labels == digit)[0]) for digit in (2, 0, 2, 6)]
+    row = np.concatenate([np.pad(data.test_images[index], ((6, 6), (2, 2))) for index in indices], axis=1)
+    buffer = io.BytesIO()
+    Image.fromarray(row).resize((row.shape[1] * 4, row.shape[0] * 4), Image.Resampling.BICUBIC).save(buffer, "PNG")
+    prepared = images.preprocess_file(buffer.getvalue())
+    assert prepared.is_number and len(prepared.digits) == 4
+    expected = "".join(str(d) for d in mnist_model.Predictor(trained.model).predict(prepared.digit_inputs).argmax(1))
+    app.session_state["predict_tab"] = "Upload an image"
+    open_page(app, "predict")
+    app.file_uploader[0].upload("2026.png", buffer.getvalue(), "image/png").run()
+    assert not app.error and not app.exception
+    assert metric(app, "Read as the number") == expected
+    # As uploaded, grey, the number cropped, and the four digits.
+    assert len(app.image) == 3 + 4
+
+
 @pytest.mark.parametrize(
     ("name", "content"),
     [("notes.png", b"this is a text file, not a picture"), ("empty.png", b""), ("cut.png", b"\x89PNG\r\n\x1a\n\0\0")],

@@ -198,6 +198,88 @@ def test_a_detached_stroke_of_the_digit_is_kept():
     coverage[58:72, 55:79] = 0  # a gap around the crossing
     result = preprocess_file(encoded(paper_photo(coverage)))
     assert result.cropped.shape == pytest.approx((120, 77), abs=3)
+    assert not result.is_number
+
+
+# Whole numbers
+
+
+def number_photo(labels: str, *, gaps: float = 0.25, height: int = 100, seed: int = 0) -> np.ndarray:
+    """uint8 (h, w, 3): drawn digits side by side in ink on paper, ``gaps`` times the height apart
+    (negative: overlapping, so that neighbours touch)."""
+    rng = np.random.default_rng(seed)
+    digits = [drawn_digit(int(label), rng, height=height, pen=height // 10, variant=0) for label in labels]
+    width = sum(digit.shape[1] for digit in digits) + int(gaps * height) * (len(digits) - 1)
+    coverage = np.zeros((height + 20, width), dtype=np.float32)
+    left = 0
+    for digit in digits:
+        region = coverage[10 : 10 + digit.shape[0], left : left + digit.shape[1]]
+        np.maximum(region, digit[: region.shape[0], : region.shape[1]], out=region)
+        left += digit.shape[1] + int(gaps * height)
+    return paper_photo(coverage, size=(width + 120, height + 100), at=(30, 60))
+
+
+def test_a_number_is_cut_into_its_digits_left_to_right():
+    result = preprocess_file(encoded(number_photo("2026")))
+    assert result.is_number and len(result.digits) == 4
+    assert any("number of 4 digits" in note for note in result.notes)
+    rng = np.random.default_rng(0)
+    for label, digit in zip("2026", result.digits, strict=True):
+        alone = preprocess_canvas(canvas_of(drawn_digit(int(label), rng, height=100, pen=10, variant=0))).final
+        assert digit.shape == (28, 28) and digit.dtype == np.uint8
+        assert similarity(digit, alone) > 0.8, label
+    assert result.digit_inputs.shape == (4, 28, 28) and result.digit_inputs.max() == 1.0
+
+
+@pytest.mark.parametrize("labels", ["730", "3390"])
+def test_touching_digits_are_cut_where_they_meet(labels):
+    result = preprocess_file(encoded(number_photo(labels, gaps=-0.02)))
+    assert images._components(result.grey > 0)[1] < len(labels)  # they do touch
+    assert len(result.digits) == len(labels)
+
+
+def test_digits_set_so_close_that_their_boxes_overlap_are_taken_apart():
+    # Apart on paper, but overlapping columns: no vertical cut separates them, their pixels do.
+    assert len(preprocess_file(encoded(number_photo("2026", gaps=-0.08))).digits) == 4
+
+
+def test_a_tightly_cropped_number_is_read_whole():
+    rng = np.random.default_rng(3)
+    digits = [drawn_digit(label, rng, height=90, pen=9, variant=0) for label in (1, 9, 8, 4)]
+    row = np.zeros((max(d.shape[0] for d in digits), sum(d.shape[1] + 12 for d in digits) - 12), np.float32)
+    left = 0
+    for digit in digits:
+        row[: digit.shape[0], left : left + digit.shape[1]] = digit
+        left += digit.shape[1] + 12
+    scene = np.round((1 - row) * 255).astype(np.uint8)  # dark ink touching every edge
+    assert len(preprocess_file(encoded(scene)).digits) == 4
+
+
+def test_specks_and_a_detached_bar_do_not_change_the_count():
+    scene = number_photo("57", gaps=0.3)
+    scene[5:9, 5:9] = 20  # a speck in the corner
+    scene[100:104, 200:204] = 20  # and one below the digits
+    assert len(preprocess_file(encoded(scene)).digits) == 2
+
+
+def test_one_digit_is_not_a_number_and_keeps_digit_inputs():
+    result = preprocess_file(encoded(paper_photo(seven())))
+    assert not result.is_number and result.digits == ()
+    np.testing.assert_array_equal(result.digit_inputs, result.model_input[np.newaxis])
+
+
+def test_digits_far_apart_or_on_two_lines_are_not_read_as_a_number():
+    rng = np.random.default_rng(0)
+    one, two = (drawn_digit(label, rng, height=80, pen=8, variant=0) for label in (1, 2))
+    far = np.zeros((80, 400), dtype=np.float32)
+    far[:, : one.shape[1]] = one[:80]
+    far[:, 400 - two.shape[1] :] = two[:80]
+    stacked = np.zeros((200, 80), dtype=np.float32)
+    stacked[:80, : one.shape[1]] = one[:80]
+    stacked[110:190, : two.shape[1]] = two[:80]
+    for coverage in (far, stacked):
+        scene = paper_photo(coverage, size=(coverage.shape[1] + 80, coverage.shape[0] + 80), at=(40, 40))
+        assert not preprocess_file(encoded(scene)).is_number
 
 
 def test_random_noise_without_a_digit_is_refused():

@@ -4,8 +4,9 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from mnist_model import TrainingSettings, evaluate, train
+from mnist_model import TrainingSettings, evaluate, images, train
 from mnist_model.predict import Predictor
 from tests.test_cli import run_cli
 
@@ -55,6 +56,37 @@ def test_command_line_reuses_the_run_in_a_new_process(default_run, mnist, mnist_
         assert len(line["probabilities"]) == 10 and sum(line["probabilities"]) == pytest.approx(1, abs=1e-4)
     listed = json.loads(run_cli("runs", "--json", env={"MNIST_ARTIFACTS": str(shared_artifacts)}).stdout)
     assert [row["key"] for row in listed] == [default_run.key]
+
+
+def test_command_line_reads_a_digit_and_a_number_in_one_call(
+    default_run, mnist, mnist_path, shared_artifacts, tmp_path
+):
+    indices = [int(np.flatnonzero(mnist.test_labels == digit)[0]) for digit in (1, 9, 8, 4)]
+    row = np.concatenate([np.pad(mnist.test_images[index], ((6, 6), (3, 3))) for index in indices], axis=1)
+    Image.fromarray(255 - row).resize((row.shape[1] * 3, row.shape[0] * 3)).save(tmp_path / "1984.png")
+    Image.fromarray(255 - mnist.test_images[indices[1]]).save(tmp_path / "nine.png")
+    completed = run_cli(
+        "predict",
+        "--json",
+        str(tmp_path / "1984.png"),
+        str(tmp_path / "nine.png"),
+        env={"MNIST_DATA": str(mnist_path), "MNIST_ARTIFACTS": str(shared_artifacts)},
+    )
+    assert completed.returncode == 0, completed.stderr
+    number, one = (json.loads(line) for line in completed.stdout.splitlines())
+    prepared = images.preprocess_file((tmp_path / "1984.png").read_bytes())
+    probabilities = Predictor(default_run.model).predict(prepared.digit_inputs)
+    assert number["digit"] is None
+    assert number["number"] == "".join(str(digit) for digit in probabilities.argmax(axis=1))
+    assert [entry["digit"] for entry in number["digits"]] == [int(digit) for digit in number["number"]]
+    assert number["confidence"] == pytest.approx(float(np.prod(probabilities.max(axis=1))), abs=1e-5)
+    assert set(one) == {"file", "digit", "confidence", "probabilities"} and isinstance(one["digit"], int)
+    text = run_cli(
+        "predict",
+        str(tmp_path / "1984.png"),
+        env={"MNIST_DATA": str(mnist_path), "MNIST_ARTIFACTS": str(shared_artifacts)},
+    )
+    assert f"number {number['number']} (" in text.stdout
 
 
 def test_convolutional_network_reaches_99_3_percent(mnist, shared_artifacts):

@@ -13,12 +13,26 @@ import os
 import numpy as np
 import pytest
 from PIL import Image
-from realistic_digits import HANDWRITING_FONTS, PRINTED_FONTS, STYLES, Sample, font_paths, realistic_set
+from realistic_digits import (
+    HANDWRITING_FONTS,
+    PRINTED_FONTS,
+    STYLES,
+    NumberSample,
+    Sample,
+    font_paths,
+    realistic_numbers,
+    realistic_set,
+)
 
-from mnist_model.images import preprocess_canvas, preprocess_file
+from mnist_model.images import PreprocessedImage, preprocess_canvas, preprocess_file
 
 TARGET_ACCURACY = 0.95
 SET_SIZE = 300
+# Numbers of 2-4 digits: the share cut into the right number of digits, and the share the default
+# model reads exactly (the issue's target is 90%, met by the cnn; see the README).
+NUMBER_SET_SIZE = 150
+TARGET_SEGMENTED = 0.93
+TARGET_NUMBERS_READ = 0.85
 FONT_PACKAGES = (
     "fonts-dejavu fonts-liberation fonts-freefont-ttf fonts-dkg-handwriting fonts-breip fonts-humor-sans "
     "fonts-sjfonts fonts-bwht fonts-comic-neue fonts-rufscript fonts-kaushanscript"
@@ -42,16 +56,27 @@ def samples() -> list[Sample]:
     return realistic_set(SET_SIZE, seed=0)
 
 
+def prepare(sample: Sample | NumberSample) -> PreprocessedImage:
+    if sample.canvas is not None:
+        return preprocess_canvas(sample.canvas)
+    return preprocess_file(sample.data, name=sample.name)
+
+
 @pytest.fixture(scope="module")
-def preprocessed(samples) -> np.ndarray:
-    """float32 (n, 28, 28): every sample through preprocessing; none may be refused."""
-    inputs = []
-    for sample in samples:
-        if sample.canvas is not None:
-            inputs.append(preprocess_canvas(sample.canvas).model_input)
-        else:
-            inputs.append(preprocess_file(sample.data, name=sample.name).model_input)
-    return np.stack(inputs)
+def prepared(samples) -> list[PreprocessedImage]:
+    """Every sample through preprocessing; none may be refused."""
+    return [prepare(sample) for sample in samples]
+
+
+@pytest.fixture(scope="module")
+def preprocessed(prepared) -> np.ndarray:
+    """float32 (n, 28, 28): every sample's model input."""
+    return np.stack([result.model_input for result in prepared])
+
+
+@pytest.fixture(scope="module")
+def numbers() -> list[tuple[NumberSample, PreprocessedImage]]:
+    return [(sample, prepare(sample)) for sample in realistic_numbers(NUMBER_SET_SIZE, seed=0)]
 
 
 def naive_input(sample: Sample) -> np.ndarray:
@@ -72,6 +97,19 @@ def test_set_covers_every_style_format_and_size(samples):
 def test_every_realistic_image_is_accepted(preprocessed, samples):
     assert preprocessed.shape == (len(samples), 28, 28)
     assert (preprocessed.max(axis=(1, 2)) == 1.0).all()
+
+
+def test_no_realistic_digit_is_read_as_a_number(prepared, samples):
+    split = [sample.name for sample, result in zip(samples, prepared, strict=True) if result.is_number]
+    assert split == []
+
+
+def test_realistic_numbers_are_cut_into_their_digits(fonts_installed, numbers):
+    right = [len(result.digits) == len(sample.number) for sample, result in numbers]
+    wrong = [
+        f"{sample.name}: {len(result.digits)}" for (sample, result), ok in zip(numbers, right, strict=True) if not ok
+    ]
+    assert np.mean(right) >= TARGET_SEGMENTED, wrong
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +135,13 @@ def test_naive_resizing_is_near_chance(default_model, samples):
     naive = np.stack([naive_input(sample) for sample in samples])
     accuracy = float((default_model.predict(naive, verbose=0).argmax(axis=1) == labels).mean())
     assert accuracy < 0.3
+
+
+@pytest.mark.integration
+def test_default_model_reads_realistic_numbers(fonts_installed, default_model, numbers):
+    cut = [(sample, result) for sample, result in numbers if result.is_number]
+    digits = default_model.predict(np.concatenate([result.digit_inputs for _, result in cut]), verbose=0).argmax(axis=1)
+    ends = np.cumsum([len(result.digits) for _, result in cut])
+    read = ["".join(map(str, chunk)) for chunk in np.split(digits, ends[:-1])]
+    exact = sum(text == sample.number for text, (sample, _) in zip(read, cut, strict=True)) / len(numbers)
+    assert exact >= TARGET_NUMBERS_READ, f"{exact:.3f}"

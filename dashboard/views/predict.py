@@ -34,6 +34,25 @@ def show_prediction(image: np.ndarray, true_label: int | None = None) -> None:
     st.plotly_chart(charts.probability_bars(probabilities, true_label=true_label))
 
 
+def show_number(prepared: images.PreprocessedImage) -> None:
+    """A number of several digits: what it was read as, and each digit as the model saw it."""
+    probabilities = state.predict(state.selected_settings(), prepared.digit_inputs)
+    digits = probabilities.argmax(axis=1)
+    confidences = probabilities.max(axis=1)
+    columns = st.columns(2)
+    columns[0].metric("Read as the number", "".join(str(digit) for digit in digits))
+    columns[1].metric(
+        "Confidence",
+        f"{np.prod(confidences):.1%}",
+        help="The chance that every digit is right: the product of the digits' confidences.",
+    )
+    st.caption("Each digit, cut from the number and brought into MNIST form, with the model's reading of it:")
+    for column, image, digit, confidence in zip(
+        st.columns(max(len(digits), 6)), prepared.digits, digits, confidences, strict=False
+    ):
+        column.image(charts.pixelated(image, 4), caption=f"{digit} ({confidence:.1%})")
+
+
 def random_index(count: int) -> None:
     st.session_state["test_index"] = int(np.random.default_rng().integers(count))
 
@@ -54,23 +73,32 @@ def test_image() -> None:
 
 @st.fragment
 def upload() -> None:
-    uploaded = st.file_uploader("An image of one digit", help=UPLOAD_HELP, key="upload")
+    uploaded = st.file_uploader("An image of a digit or a number", help=UPLOAD_HELP, key="upload")
     if uploaded is None:
-        st.info("Upload a photo, scan or drawing of one digit, dark on light or light on dark.")
+        st.info(
+            "Upload a photo, scan or drawing of one digit, or of a number such as a year or a house number, "
+            "dark on light or light on dark."
+        )
         return
     try:
         prepared = state.prepared_upload(uploaded.getvalue(), uploaded.name)
     except images.ImageError as error:
         st.error(f"**This file cannot be used.** {ui.literal(error)}")
         return
-    for column, (step, caption) in zip(st.columns(len(STEPS)), STEPS.items(), strict=True):
+    steps = dict(STEPS, cropped="Number cropped", final=None) if prepared.is_number else STEPS
+    for column, (step, caption) in zip(st.columns(len(STEPS)), steps.items(), strict=True):
+        if caption is None:
+            continue
         picture = getattr(prepared, step)
         column.image(
             charts.pixelated(picture, 6) if step == "final" else charts.square(picture), caption=caption, width=168
         )
     if prepared.notes:
         st.caption("Preprocessing: " + "; ".join(prepared.notes) + ".")
-    show_prediction(prepared.model_input)
+    if prepared.is_number:
+        show_number(prepared)
+    else:
+        show_prediction(prepared.model_input)
 
 
 @st.fragment
@@ -101,10 +129,13 @@ def draw() -> None:
         except images.ImageError:
             prepared = None
         if prepared is None:
-            st.info("Draw a digit in the black box; the prediction updates as you draw.")
+            st.info("Draw a digit (or a number of a few digits) in the black box; the prediction updates as you draw.")
             return
-        st.image(charts.pixelated(prepared.final, 4), caption="28x28 input")
-        show_prediction(prepared.model_input)
+        if prepared.is_number:
+            show_number(prepared)
+        else:
+            st.image(charts.pixelated(prepared.final, 4), caption="28x28 input")
+            show_prediction(prepared.model_input)
 
 
 st.title("Predict")
