@@ -11,7 +11,8 @@ one trained without augmentation (``--cnn`` adds the recommended convolutional n
 minutes to train).
 Numbers (``--accuracy`` too): the generated numbers of 2-4 digits, the share cut into the right
 number of digits and the share read exactly, by style; and how many one-digit images were taken
-for numbers.
+for numbers. Not a digit (``--accuracy`` too): the share of MNIST test digits, realistic digits
+and generated non-digits that the digit detector flags.
 Trained models are cached as usual, in ``$MNIST_ARTIFACTS``.
 
     python -m benchmarks.bench_images [--repeats 50] [--accuracy [--seeds 0 1 2] [--cnn]]
@@ -30,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from mnist_model.images import preprocess_canvas, preprocess_file
+from mnist_model.images import ImageError, preprocess_canvas, preprocess_file
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -192,6 +193,43 @@ def numbers(seeds: list[int], with_cnn: bool) -> None:
         row(f"read exactly: {name.split(',')[0]}", read)
 
 
+def non_digits(seeds: list[int]) -> None:
+    from mnist_model import config, detector, load_mnist
+
+    realistic = _realistic_digits()
+    data = load_mnist()
+    folder = config.detector_dir()
+    started = time.perf_counter()
+    trained_now = detector.read(data, folder) is None
+    checker = detector.load(data, folder)
+    seconds = time.perf_counter() - started
+
+    def flagged(samples) -> np.ndarray:
+        result = []
+        for sample in samples:
+            try:
+                prepared = (
+                    preprocess_canvas(sample.canvas) if sample.canvas is not None else preprocess_file(sample.data)
+                )
+            except ImageError:
+                result.append(True)
+            else:
+                result.append(detector.reason(checker.scores(prepared.digit_inputs)) is not None)
+        return np.array(result)
+
+    mnist_flagged = np.mean(checker.scores(data.test_images.astype(np.float32) / 255) < detector.THRESHOLD)
+    digits = flagged([sample for seed in seeds for sample in realistic.realistic_set(300, seed=seed)])
+    others = [sample for seed in seeds for sample in realistic.realistic_non_digits(120, seed=seed)]
+    hits = flagged(others)
+    kinds = np.array([sample.kind for sample in others])
+    print(
+        f"\nNot a digit (threshold {detector.THRESHOLD}; detector {'trained' if trained_now else 'loaded'} in "
+        f"{seconds:.1f} s): flagged {mnist_flagged:.2%} of the MNIST test digits, {digits.mean():.1%} of "
+        f"{len(digits)} realistic digits, {hits.mean():.1%} of {len(hits)} non-digits"
+    )
+    print("  by kind: " + ", ".join(f"{kind} {hits[kinds == kind].mean():.0%}" for kind in realistic.NON_DIGIT_KINDS))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=50, help="timed runs per case (default 50)")
@@ -203,6 +241,7 @@ def main() -> None:
     if arguments.accuracy:
         accuracy(arguments.seeds, arguments.cnn)
         numbers(arguments.seeds, arguments.cnn)
+        non_digits(arguments.seeds)
 
 
 if __name__ == "__main__":

@@ -232,3 +232,8 @@ def prepared_upload(data: bytes, name: str):
 def predict(settings: TrainingSettings, model_input: np.ndarray) -> np.ndarray:
     """The ten probabilities for one (28, 28) image from the run trained with ``settings``."""
     return engine().predict(run_key(settings), model_input)
+
+
+def digit_scores(model_inputs: np.ndarray) -> np.ndarray | None:
+    """How much each (28, 28) image looks like a digit; None while the detector is being trained."""
+    return engine().digit_scores(model_inputs)

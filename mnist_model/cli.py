@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_model import detector
 from mnist_model.data import DataError
 from mnist_model.settings import ARCHITECTURES, STRATEGIES, TrainingSettings
 
@@ -175,6 +176,7 @@ def _predict(arguments) -> int:
         digit, confidence, probabilities = predictor.predict_digit(data.test_images[index])
         result = {"index": index, "label": int(data.test_labels[index])}
         _print_prediction(arguments.json, result, digit, confidence, probabilities)
+    checker = _digit_detector(data, arguments) if arguments.files else None
     for path in arguments.files:
         try:
             image = _read_image(path)
@@ -185,12 +187,28 @@ def _predict(arguments) -> int:
             else:
                 print(f"{_shown(path)}: error: {_shown(error)}")
             continue
-        if image.is_number:
+        why_not = detector.reason(checker.scores(image.digit_inputs))
+        if why_not is not None:
+            if arguments.json:
+                print(json.dumps({"file": str(path), "digit": None, "reason": why_not}))
+            else:
+                print(f"{_shown(path)}: not a digit: {why_not}")
+        elif image.is_number:
             _print_number(arguments.json, str(path), predictor.predict(image.digit_inputs))
-            continue
-        digit, confidence, probabilities = predictor.predict_digit(image.model_input)
-        _print_prediction(arguments.json, {"file": str(path)}, digit, confidence, probabilities)
+        else:
+            digit, confidence, probabilities = predictor.predict_digit(image.model_input)
+            _print_prediction(arguments.json, {"file": str(path)}, digit, confidence, probabilities)
     return 1 if refused else 0
+
+
+def _digit_detector(data, arguments):
+    """The digit detector, trained first (once, about a minute) if the artifacts folder has none."""
+    from mnist_model import config
+
+    folder = config.detector_dir()
+    if detector.read(data, folder) is None and not arguments.json:
+        print("training the digit detector (once, about a minute)...", file=sys.stderr)
+    return detector.load(data, folder)
 
 
 def _shown(text: object) -> str:

@@ -16,12 +16,20 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_ENV = "MNIST_DATA"
 # The folder where trained runs are cached.
 ARTIFACTS_ENV = "MNIST_ARTIFACTS"
+# The folder for the digit detector, which depends on the data only (default: in the artifacts folder).
+DETECTOR_ENV = "MNIST_DETECTOR_DIR"
 
 
 def artifacts_dir() -> Path:
     """The folder for cached training runs: ``$MNIST_ARTIFACTS`` or ``artifacts/`` in the project."""
     configured = os.environ.get(ARTIFACTS_ENV)
     return Path(configured).expanduser() if configured else PROJECT_ROOT / "artifacts"
+
+
+def detector_dir() -> Path:
+    """The folder for the digit detector: ``$MNIST_DETECTOR_DIR`` or ``detector/`` in the artifacts folder."""
+    configured = os.environ.get(DETECTOR_ENV)
+    return Path(configured).expanduser() if configured else artifacts_dir() / "detector"
 
 
 def configured_data_path() -> Path | None:

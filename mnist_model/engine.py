@@ -88,6 +88,7 @@ def engine_config() -> EngineConfig:
     return EngineConfig(
         artifacts=str(config.artifacts_dir().resolve()),
         data=str(data.resolve()) if data else None,
+        detector=str(config.detector_dir().resolve()),
         training_cpus=number(TRAINING_CPUS_ENV, defaults.training_cpus, float),
         queue_limit=number(QUEUE_LIMIT_ENV, defaults.queue_limit),
         jobs_per_owner=number(JOBS_PER_SESSION_ENV, defaults.jobs_per_owner),
@@ -207,6 +208,11 @@ class Engine:
 
     def predict(self, key: str, model_input: np.ndarray) -> np.ndarray:
         return self._call(self._models.predict.remote(key, model_input))
+
+    def digit_scores(self, model_inputs: np.ndarray) -> np.ndarray | None:
+        """How much each image looks like a digit (see :mod:`mnist_model.detector`); None while the
+        detector is still being trained, which the first call starts."""
+        return self._call(self._models.digit_scores.remote(model_inputs))
 
     def prepare_file(self, data: bytes, name: str) -> images.PreprocessedImage:
         return self._call(self._models.prepare_file.remote(data, name))

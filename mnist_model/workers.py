@@ -28,7 +28,7 @@ import numpy as np
 import ray
 import ray.exceptions
 
-from mnist_model import artifacts, images
+from mnist_model import artifacts, detector, images
 from mnist_model.data import DataError, MnistData, load_mnist
 from mnist_model.records import (
     DONE,
@@ -63,13 +63,15 @@ class EngineConfig:
     """The engine's settings, taken from the environment of the process that first connects.
 
     artifacts: the store's folder on the coordinator's node. data: MNIST's location there (None:
-    ``$MNIST_DATA``, then Keras' cache or download). training_cpus: CPUs each training job reserves.
+    ``$MNIST_DATA``, then Keras' cache or download). detector: the digit detector's folder there
+    (empty: ``detector/`` in the store). training_cpus: CPUs each training job reserves.
     queue_limit: jobs queued or running at most, in all. jobs_per_owner: jobs one session may have
     queued or running. max_runs, max_bytes: bounds of the store.
     """
 
     artifacts: str
     data: str | None = None
+    detector: str = ""
     training_cpus: float = 2
     queue_limit: int = 8
     jobs_per_owner: int = 1
@@ -99,6 +101,7 @@ class Coordinator:
         _log_to_stderr()
         self._config = config
         self._root = Path(config.artifacts)
+        self._detector_dir = Path(config.detector) if config.detector else self._root / "detector"
         self._lock = threading.Lock()
         self._jobs: dict[str, _Job] = {}  # active jobs by run key, in submission order
         self._finished: collections.OrderedDict[str, JobStatus] = collections.OrderedDict()
@@ -108,6 +111,8 @@ class Coordinator:
         self._data: MnistData | None = None
         self._data_ref: ray.ObjectRef | None = None
         self._data_error: str | None = None
+        self._detector_file: bytes | None = None
+        self._detector_ref: ray.ObjectRef | None = None
         self._load_data()
 
     # Data
@@ -177,6 +182,40 @@ class Coordinator:
         """Mark the run ``key`` as in use: it is kept in the store while people use it."""
         self._last_used[key] = time.time()
         artifacts.touch(self._root, key)
+
+    # The digit detector
+
+    def detector_file(self) -> bytes | None:
+        """The digit detector's ``.keras`` file, or None while it is being trained: the first call
+        without a cached one starts that, in a task of one CPU, so it never holds up a caller."""
+        with self._lock:
+            if self._detector_file is None and self._detector_ref is None:
+                data = self._require_data()
+                self._detector_file = detector.read(data, self._detector_dir)
+                if self._detector_file is None:
+                    self._detector_ref = detector_task.options(num_cpus=1, name="train the digit detector").remote(
+                        self._data_ref
+                    )
+                    threading.Thread(target=self._watch_detector, name="watch the detector", daemon=True).start()
+            return self._detector_file
+
+    def discard_detector(self) -> None:
+        """Forget a detector file that could not be loaded; the next request trains a new one."""
+        with self._lock:
+            self._detector_file = None
+            detector.discard(self._require_data(), self._detector_dir)
+
+    def _watch_detector(self) -> None:
+        try:
+            content = ray.get(self._detector_ref)
+        except ray.exceptions.RayError as error:
+            log.error("training the digit detector failed: %s", error)
+            content = None
+        else:
+            detector.save(self._require_data(), self._detector_dir, content)
+            log.info("trained the digit detector")
+        with self._lock:
+            self._detector_file, self._detector_ref = content, None
 
     # Jobs
 
@@ -462,6 +501,12 @@ def train_task(
     return artifacts.model_to_bytes(run.model), run.manifest(), ray.get_runtime_context().get_node_id()
 
 
+@ray.remote(max_retries=1)
+def detector_task(data: MnistData) -> bytes:
+    """Train the digit detector on ``data``; its ``.keras`` file as bytes."""
+    return artifacts.model_to_bytes(detector.train_detector(data))
+
+
 class ModelServer:
     """Loaded models by run key (the least recently used dropped first), answering many callers at once."""
 
@@ -472,6 +517,7 @@ class ModelServer:
         self._loaded: collections.OrderedDict[str, tuple] = collections.OrderedDict()
         self._evaluations: collections.OrderedDict[str, object] = collections.OrderedDict()
         self._test_set: tuple[np.ndarray, np.ndarray] | None = None
+        self._detector = None
 
     def ready(self) -> bool:
         """Load TensorFlow now, so that the first prediction does not wait for it."""
@@ -498,6 +544,21 @@ class ModelServer:
     def predict(self, key: str, images_in: np.ndarray) -> np.ndarray:
         """Probabilities of the ten digits: float32 (10,) for one (28, 28) image, (n, 10) for a batch."""
         return self._entry(key)[1].predict(images_in)
+
+    def digit_scores(self, images_in: np.ndarray) -> np.ndarray | None:
+        """The digit detector's scores, float32 (n,), for float32 (n, 28, 28) images in MNIST form;
+        None while the detector is still being trained."""
+        if self._detector is None:
+            content = ray.get(self._coordinator.detector_file.remote())
+            if content is None:
+                return None
+            try:
+                self._detector = detector.DigitDetector(artifacts.load_model_bytes(content))
+            except (ValueError, OSError, artifacts.UnsafeModelError) as error:
+                log.error("the digit detector's file could not be used (%s); training a new one", error)
+                ray.get(self._coordinator.discard_detector.remote())
+                return None
+        return self._detector.scores(images_in)
 
     def prepare_file(self, data: bytes, name: str) -> images.PreprocessedImage:
         """An uploaded file brought into MNIST form. Raises ImageError for an unusable file."""

@@ -32,6 +32,20 @@ def make_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_detector_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder for the digit detector for the whole run: it depends on the data only, so every
+    test module's engine, server and command line finds the one that the first of them trained."""
+    folder = tmp_path_factory.mktemp("detector")
+    previous = os.environ.get("MNIST_DETECTOR_DIR")
+    os.environ["MNIST_DETECTOR_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("MNIST_DETECTOR_DIR", None)
+    else:
+        os.environ["MNIST_DETECTOR_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def small_data() -> MnistData:
     train_images, train_labels = make_digits(1200, seed=1)

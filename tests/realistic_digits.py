@@ -217,6 +217,97 @@ def realistic_numbers(count: int = 100, seed: int = 0) -> list[NumberSample]:
     return samples
 
 
+NON_DIGIT_KINDS = ("letter", "symbol", "shape", "scribble", "texture", "object")
+# Every letter but those written exactly like a digit (O, o, I, l, i).
+LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghjkmnpqrstuvwxyz"
+SYMBOLS = "#%&*+=?@$<>~^{}[]€£¥§¶©®±÷×∞πΩ✓♥★☺"
+
+
+@dataclass(frozen=True)
+class NonDigitSample:
+    """One image that holds no digit: a letter, symbol, shape, scribble, texture or other object."""
+
+    name: str
+    kind: str
+    style: str
+    data: bytes | None = None
+    canvas: np.ndarray | None = None
+
+
+def realistic_non_digits(count: int = 120, seed: int = 0) -> list[NonDigitSample]:
+    """``count`` images without a digit, photographed, scanned or drawn as :func:`realistic_set` does.
+
+    Letters and symbols are set in the installed print and handwriting fonts (the detector learns
+    from Pillow's own font only); shapes, scribbles, textures and objects are drawn here with other
+    code than the detector's generator.
+    """
+    rng = np.random.default_rng(seed)
+    fonts = font_paths(PRINTED_FONTS) + font_paths(HANDWRITING_FONTS)
+    samples = []
+    for index in range(count):
+        kind = NON_DIGIT_KINDS[index % len(NON_DIGIT_KINDS)]
+        style = ("photo", "photo", "canvas", "low-res scan")[(index // len(NON_DIGIT_KINDS)) % 4]
+        coverage = _non_digit(kind, fonts, rng)
+        if style == "canvas":
+            ink = _place(coverage, 280, 280, rng.uniform(0.4, 0.9), rng, fit=True)
+            rgba = np.zeros((280, 280, 4), dtype=np.uint8)
+            rgba[..., :3] = _as_uint8(ink)[..., None]
+            rgba[..., 3] = 255
+            samples.append(NonDigitSample(f"{index:03d}-canvas-{kind}", kind, style, canvas=rgba))
+            continue
+        image = _scan(coverage, rng) if style == "low-res scan" else _photograph(coverage, rng, large=False)
+        encoding = OPAQUE_ENCODINGS[index % len(OPAQUE_ENCODINGS)]
+        data = _encode(image, encoding, rng)
+        samples.append(
+            NonDigitSample(f"{index:03d}-{style.replace(' ', '-')}-{kind}-{encoding[0].lower()}", kind, style, data)
+        )
+    return samples
+
+
+def _non_digit(kind: str, fonts: list[Path], rng: np.random.Generator) -> np.ndarray:
+    """float32 coverage, tight around something that is no digit."""
+    if kind in ("letter", "symbol"):
+        text = (LETTERS if kind == "letter" else SYMBOLS)[rng.integers(len(LETTERS if kind == "letter" else SYMBOLS))]
+        size = int(rng.integers(60, 140))
+        font = ImageFont.truetype(str(fonts[rng.integers(len(fonts))]), size) if fonts else ImageFont.load_default(size)
+        canvas = Image.new("L", (size * 2, size * 2), 0)
+        ImageDraw.Draw(canvas).text((size, size), text, font=font, fill=255, anchor="mm")
+        if canvas.getbbox() is None:  # a sign this font lacks
+            ImageDraw.Draw(canvas).text((size, size), "#", font=ImageFont.load_default(size), fill=255, anchor="mm")
+        return _tight(_warp(canvas, rng))
+    side = 200
+    canvas = Image.new("L", (side, side), 0)
+    draw = ImageDraw.Draw(canvas)
+    pen = int(rng.integers(4, 16))
+    if kind == "shape":
+        corners = int(rng.integers(3, 7))
+        angles = np.sort(rng.uniform(0, 2 * math.pi, corners))
+        radii = rng.uniform(50, 90, corners)
+        points = [(100 + r * math.cos(a), 100 + r * math.sin(a)) for a, r in zip(angles, radii, strict=True)]
+        if rng.random() < 0.5:
+            draw.polygon(points, fill=255)
+        else:
+            draw.line([*points, points[0]], fill=255, width=pen, joint="curve")
+        if rng.random() < 0.4:  # with a mark inside or across
+            draw.line((40, 100, 160, 100), fill=0 if rng.random() < 0.5 else 255, width=pen)
+    elif kind == "scribble":
+        points = [(float(x), float(y)) for x, y in rng.uniform(20, 180, (int(rng.integers(7, 15)), 2))]
+        draw.line(points, fill=255, width=pen, joint="curve")
+    elif kind == "texture":
+        ys, xs = np.mgrid[0:side, 0:side]
+        weave = (
+            np.sin(xs / rng.uniform(3, 9)) + np.sin((xs + ys) / rng.uniform(3, 9)) + rng.normal(0, 0.4, (side, side))
+        )
+        return (weave > rng.uniform(0.2, 1.0)).astype(np.float32)
+    else:  # an object: overlapping filled ellipses and boxes, as a photo of a key, a cup or a leaf gives
+        for _ in range(int(rng.integers(2, 5))):
+            x, y = rng.uniform(40, 160, 2)
+            w, h = rng.uniform(20, 70, 2)
+            box = (x - w, y - h, x + w, y + h)
+            (draw.ellipse if rng.random() < 0.6 else draw.rectangle)(box, fill=int(rng.integers(150, 256)))
+    return _tight(_warp(canvas, rng))
+
+
 def _font_number(number: str, fonts: list[Path], rng: np.random.Generator) -> np.ndarray:
     """A number set in a font: as text, or (one time in three) letter by letter with wider or tighter spacing."""
     size = int(rng.integers(60, 140))

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from mnist_model import TrainingSettings, evaluate, images, train
 from mnist_model.predict import Predictor
@@ -58,22 +58,28 @@ def test_command_line_reuses_the_run_in_a_new_process(default_run, mnist, mnist_
     assert [row["key"] for row in listed] == [default_run.key]
 
 
-def test_command_line_reads_a_digit_and_a_number_in_one_call(
+def test_command_line_reads_a_digit_a_number_and_a_non_digit_in_one_call(
     default_run, mnist, mnist_path, shared_artifacts, tmp_path
 ):
     indices = [int(np.flatnonzero(mnist.test_labels == digit)[0]) for digit in (1, 9, 8, 4)]
     row = np.concatenate([np.pad(mnist.test_images[index], ((6, 6), (3, 3))) for index in indices], axis=1)
     Image.fromarray(255 - row).resize((row.shape[1] * 3, row.shape[0] * 3)).save(tmp_path / "1984.png")
     Image.fromarray(255 - mnist.test_images[indices[1]]).save(tmp_path / "nine.png")
+    things = Image.new("L", (300, 200), 235)  # a photo of some objects: no digit
+    ImageDraw.Draw(things).ellipse((40, 40, 170, 150), fill=40)
+    ImageDraw.Draw(things).rectangle((120, 90, 260, 170), fill=90)
+    things.save(tmp_path / "things.png")
     completed = run_cli(
         "predict",
         "--json",
         str(tmp_path / "1984.png"),
         str(tmp_path / "nine.png"),
+        str(tmp_path / "things.png"),
         env={"MNIST_DATA": str(mnist_path), "MNIST_ARTIFACTS": str(shared_artifacts)},
     )
     assert completed.returncode == 0, completed.stderr
-    number, one = (json.loads(line) for line in completed.stdout.splitlines())
+    number, one, nothing = (json.loads(line) for line in completed.stdout.splitlines())
+    assert nothing["digit"] is None and "does not look like" in nothing["reason"] and "number" not in nothing
     prepared = images.preprocess_file((tmp_path / "1984.png").read_bytes())
     probabilities = Predictor(default_run.model).predict(prepared.digit_inputs)
     assert number["digit"] is None

@@ -5,7 +5,7 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from dashboard import charts, state, ui
-from mnist_model import images
+from mnist_model import detector, images
 
 # Any file is accepted by the picker and judged by its content, so a refused file is named in a
 # message of ours (the picker's own filter kept the previous file and showed the refused one beside it).
@@ -53,6 +53,27 @@ def show_number(prepared: images.PreprocessedImage) -> None:
         column.image(charts.pixelated(image, 4), caption=f"{digit} ({confidence:.1%})")
 
 
+def show_answer(prepared: images.PreprocessedImage) -> None:
+    """For an upload or a drawing: "not a digit" with the reason, or the digit or number it shows."""
+    scores = state.digit_scores(prepared.digit_inputs)
+    why_not = None if scores is None else detector.reason(scores)
+    if why_not is not None:
+        st.metric("Answer", "Not a digit")
+        st.warning(f"**Not a digit:** {why_not}.")
+        with st.expander("What the classifier would answer anyway"):
+            show_prediction(prepared.model_input)
+        return
+    if scores is None:
+        st.caption(
+            "The check for images that are not digits is getting ready (it is trained once, in about a "
+            "minute); until then every image is read as a digit."
+        )
+    if prepared.is_number:
+        show_number(prepared)
+    else:
+        show_prediction(prepared.model_input)
+
+
 def random_index(count: int) -> None:
     st.session_state["test_index"] = int(np.random.default_rng().integers(count))
 
@@ -95,10 +116,7 @@ def upload() -> None:
         )
     if prepared.notes:
         st.caption("Preprocessing: " + "; ".join(prepared.notes) + ".")
-    if prepared.is_number:
-        show_number(prepared)
-    else:
-        show_prediction(prepared.model_input)
+    show_answer(prepared)
 
 
 @st.fragment
@@ -131,11 +149,9 @@ def draw() -> None:
         if prepared is None:
             st.info("Draw a digit (or a number of a few digits) in the black box; the prediction updates as you draw.")
             return
-        if prepared.is_number:
-            show_number(prepared)
-        else:
+        if not prepared.is_number:
             st.image(charts.pixelated(prepared.final, 4), caption="28x28 input")
-            show_prediction(prepared.model_input)
+        show_answer(prepared)
 
 
 st.title("Predict")

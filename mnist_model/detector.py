@@ -1,0 +1,169 @@
+"""Is it a digit at all? A small network that tells digits from everything else.
+
+A classifier of ten digits names a digit for anything it is shown, a letter or a photo of a cat
+alike, and often with high confidence; a threshold on that confidence cannot separate the two (at
+0.9, half the non-digits pass and some real digits are stopped). The detector answers the other
+question: it is trained on the MNIST training digits against generated non-digits
+(:mod:`mnist_model.negatives`: letters and symbols, shapes, scribbles, textures, blobs), all in the
+MNIST form that preprocessing gives an upload, with the same random warps and stroke changes as the
+classifiers' training. Its score is the probability that the image shows a digit; below
+``THRESHOLD`` the answer is "not a digit".
+
+It is trained once per MNIST copy (about a minute on two cores) and kept in the artifacts folder (or
+``$MNIST_DETECTOR_DIR``), whichever classifier is in use. TensorFlow is imported only by the functions that
+train or run it, so the engine's coordinator can find and keep its file without loading it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mnist_model import artifacts, negatives
+from mnist_model.data import IMAGE_SIZE, MnistData
+
+if TYPE_CHECKING:
+    from tensorflow import keras
+
+# Bump when the detector's network, data or training change, so that a cached one is retrained.
+VERSION = 1
+NEGATIVES = 12_000
+# Digits drawn like the negatives (same font, warps and normalisation), learnt as digits.
+RENDERED_DIGITS = 5_000
+EPOCHS = 3
+# A score under this is "not a digit". Chosen on generated non-digits and realistic digit uploads
+# (see the README): it keeps the share of real digits stopped under 2%.
+THRESHOLD = 0.5
+
+
+def reason(scores: np.ndarray) -> str | None:
+    """Why an image is not a digit, from the scores of its digit (one) or of each digit of a number;
+    None when every one looks like a digit."""
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    worst = int(np.argmin(scores))
+    if scores[worst] >= THRESHOLD:
+        return None
+    if len(scores) == 1:
+        what = "it does not look like a handwritten or printed digit"
+    else:
+        what = f"mark {worst + 1} of the {len(scores)} side by side does not look like a digit"
+    return (
+        f"{what} (digit score {scores[worst]:.0%}, under {THRESHOLD:.0%}): more like a letter, a symbol, "
+        "a shape, a scribble or a pattern"
+    )
+
+
+def build_detector() -> keras.Model:
+    """float32 (n, 28, 28) in [0, 1] -> (n, 1): the probability that each image shows a digit."""
+    from tensorflow import keras
+
+    return keras.Sequential(
+        [
+            keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE), name="image"),
+            keras.layers.Reshape((IMAGE_SIZE, IMAGE_SIZE, 1), name="channel"),
+            keras.layers.Conv2D(16, 3, activation="relu", name="conv_1"),
+            keras.layers.MaxPooling2D(name="pool_1"),
+            keras.layers.Conv2D(32, 3, activation="relu", name="conv_2"),
+            keras.layers.MaxPooling2D(name="pool_2"),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(64, activation="relu", name="dense"),
+            keras.layers.Dense(1, activation="sigmoid", name="digit"),
+        ],
+        name="digit_detector",
+    )
+
+
+def train_detector(data: MnistData, seed: int = 0, verbose: int = 0) -> keras.Model:
+    """A detector trained on ``data``'s training digits against generated non-digits."""
+    import tensorflow as tf
+    from tensorflow import keras
+
+    from mnist_model.augment import RandomDistortions
+
+    keras.utils.set_random_seed(seed)
+    made = negatives.negatives(NEGATIVES, seed=seed)
+    drawn, _ = negatives.rendered_digits(RENDERED_DIGITS, seed=seed)
+    digits = np.concatenate([data.train_images, drawn])
+    pictures = np.concatenate([digits, made])
+    is_digit = np.concatenate([np.ones(len(digits)), np.zeros(len(made))]).astype(np.float32)
+    # Both classes weigh the same in the loss, however many of each there are.
+    weights = np.where(is_digit == 1, 0.5 * len(pictures) / len(digits), 0.5 * len(pictures) / len(made))
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((pictures, is_digit, weights.astype(np.float32)))
+        .shuffle(len(pictures), seed=seed)
+        .batch(256)
+        .map(lambda x, y, w: (tf.cast(x, tf.float32) / 255.0, y, w), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    detector = build_detector()
+    trainer = keras.Sequential([RandomDistortions(seed=seed, name="distortions"), detector])
+    trainer.compile(optimizer=keras.optimizers.Adam(2e-3), loss="binary_crossentropy")
+    trainer.fit(dataset, epochs=EPOCHS, verbose=verbose)
+    return detector
+
+
+def detector_path(folder: Path, data: MnistData) -> Path:
+    """The detector's file for ``data`` in ``folder`` (see :func:`mnist_model.config.detector_dir`)."""
+    return Path(folder) / f"detector-{data.fingerprint[:16]}-v{VERSION}.keras"
+
+
+def load(data: MnistData, folder: Path) -> DigitDetector:
+    """The detector for ``data``: from the artifacts folder, or trained now and saved there (kept in
+    memory only when the folder cannot be written). A damaged or planted file is trained anew."""
+    content = read(data, folder)
+    if content is not None:
+        try:
+            return DigitDetector(artifacts.load_model_bytes(content))
+        except (ValueError, OSError, artifacts.UnsafeModelError):
+            pass
+    content = artifacts.model_to_bytes(train_detector(data))
+    save(data, folder, content)
+    return DigitDetector(artifacts.load_model_bytes(content))
+
+
+def read(data: MnistData, folder: Path) -> bytes | None:
+    try:
+        return detector_path(folder, data).read_bytes()
+    except OSError:
+        return None
+
+
+def save(data: MnistData, folder: Path, content: bytes) -> None:
+    """Write the detector's file atomically; a folder that cannot be written is no error."""
+    path = detector_path(folder, data)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, suffix=".partial")
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(content)
+        os.replace(temporary, path)
+    except OSError:
+        pass
+
+
+def discard(data: MnistData, folder: Path) -> None:
+    """Remove a detector file that could not be used, so that the next one is trained anew."""
+    with contextlib.suppress(OSError):
+        detector_path(folder, data).unlink()
+
+
+class DigitDetector:
+    """Digit scores for images in MNIST form; safe to share between threads."""
+
+    def __init__(self, model: keras.Model):
+        import tensorflow as tf
+
+        self.model = model
+        signature = tf.TensorSpec(shape=(None, IMAGE_SIZE, IMAGE_SIZE), dtype=tf.float32)
+        forward = tf.function(lambda x: model(x, training=False)).get_concrete_function(signature)
+        self._forward = lambda batch: forward(tf.constant(batch))
+
+    def scores(self, inputs: np.ndarray) -> np.ndarray:
+        """float32 (n,): the probability that each of float32 (n, 28, 28) in [0, 1] shows a digit."""
+        batch = np.asarray(inputs, dtype=np.float32).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
+        return self._forward(batch).numpy()[:, 0]
