@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import streamlit as st
-from PIL import Image
+from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
 import mnist_model
@@ -205,6 +205,26 @@ def test_upload_shows_the_steps_and_the_models_prediction(app: AppTest, trained)
     assert not app.error, [item.value for item in app.error]
     assert metric(app, "Predicted digit") == str(expected)
     assert len(app.image) == 4
+
+
+def test_an_upload_that_is_no_digit_is_answered_so_with_a_reason(app: AppTest, trained) -> None:
+    engine = state.engine()
+    probe = np.zeros((1, 28, 28), dtype=np.float32)
+    # The first request starts the detector's training (or finds the one another test trained).
+    deadline = time.monotonic() + 300
+    while engine.digit_scores(probe) is None and time.monotonic() < deadline:
+        time.sleep(1)
+    things = Image.new("L", (300, 200), 235)
+    ImageDraw.Draw(things).ellipse((40, 40, 170, 150), fill=40)
+    ImageDraw.Draw(things).rectangle((120, 90, 260, 170), fill=90)
+    buffer = io.BytesIO()
+    things.save(buffer, "PNG")
+    app.session_state["predict_tab"] = "Upload an image"
+    open_page(app, "predict")
+    app.file_uploader[0].upload("things.png", buffer.getvalue(), "image/png").run()
+    assert not app.exception and not app.error
+    assert metric(app, "Answer") == "Not a digit"
+    assert any("does not look like" in item.value for item in app.warning)
 
 
 def test_an_uploaded_number_is_read_digit_by_digit(app: AppTest, trained) -> None:
