@@ -214,7 +214,10 @@ def non_digits(seeds: list[int]) -> None:
             except ImageError:
                 result.append(True)
             else:
-                result.append(detector.reason(checker.scores(prepared.digit_inputs)) is not None)
+                result.append(
+                    detector.reason(checker.scores(prepared.digit_inputs), prepared.digit_inputs, prepared.model_input)
+                    is not None
+                )
         return np.array(result)
 
     mnist_flagged = np.mean(checker.scores(data.test_images.astype(np.float32) / 255) < detector.THRESHOLD)

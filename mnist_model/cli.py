@@ -187,7 +187,7 @@ def _predict(arguments) -> int:
             else:
                 print(f"{_shown(path)}: error: {_shown(error)}")
             continue
-        why_not = detector.reason(checker.scores(image.digit_inputs))
+        why_not = detector.reason(checker.scores(image.digit_inputs), image.digit_inputs, image.model_input)
         if why_not is not None:
             if arguments.json:
                 print(json.dumps({"file": str(path), "digit": None, "reason": why_not}))

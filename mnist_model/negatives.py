@@ -4,13 +4,16 @@ The digit detector (:mod:`mnist_model.detector`) learns from them what a digit i
 symbols, shapes, scribbles, textures and blobs. Each is drawn as an ink map (white on black, float in
 [0, 1]), then cropped and normalised by the very steps that bring an uploaded image into MNIST form,
 so that the detector sees non-digits as it will meet them. Letters and symbols come from Pillow's
-built-in font, at any weight, slant and size, bent by an elastic warp as handwriting bends them;
-only the letters that are written exactly like a digit (O, o, I, l, i) are left out.
+built-in font and the DejaVu fonts where installed, at any weight, slant and size, bent by an
+elastic warp as handwriting bends them; only the letters that are written exactly like a digit
+(O, o, I, l, i) are left out.
 """
 
 from __future__ import annotations
 
 import math
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
@@ -21,6 +24,9 @@ from mnist_model import images
 GLYPHS = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghjkmnpqrstuvwxyz#%&*+<=>?@$~^{}[]€£¥§¶©®±÷×∞πΩ"
 KINDS = ("glyph", "shape", "scribble", "texture", "blob")
 _SIDE = 96
+# Fonts used beside Pillow's own where installed: the DejaVu family, which most Linux systems have.
+FONT_FOLDERS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path.home() / ".fonts")
+FONT_FAMILY = "DejaVu"
 
 
 def negatives(count: int, seed: int = 0) -> np.ndarray:
@@ -79,7 +85,11 @@ def _finish(canvas: Image.Image, rng: np.random.Generator) -> np.ndarray:
 def _glyph(rng: np.random.Generator, text: str | None = None) -> np.ndarray:
     canvas, draw = _canvas()
     size = int(rng.integers(40, 80))
-    font = ImageFont.load_default(size)
+    fonts = _fonts()
+    if fonts and rng.random() < 0.7:
+        font = ImageFont.truetype(str(fonts[rng.integers(len(fonts))]), size)
+    else:
+        font = ImageFont.load_default(size)
     if text is None:
         text = GLYPHS[rng.integers(len(GLYPHS))]
         if rng.random() < 0.15:
@@ -87,6 +97,15 @@ def _glyph(rng: np.random.Generator, text: str | None = None) -> np.ndarray:
     weight = int(rng.integers(0, max(1, size // 12)))
     draw.text((_SIDE / 2, _SIDE / 2), text, font=font, fill=1.0, anchor="mm", stroke_width=weight, stroke_fill=1.0)
     return _elastic(_finish(canvas, rng), rng)
+
+
+@cache
+def _fonts() -> list[Path]:
+    found = []
+    for folder in FONT_FOLDERS:
+        if folder.is_dir():
+            found += sorted(path for path in folder.rglob(f"{FONT_FAMILY}*.ttf"))
+    return found
 
 
 def _elastic(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -237,12 +237,14 @@ class NonDigitSample:
 def realistic_non_digits(count: int = 120, seed: int = 0) -> list[NonDigitSample]:
     """``count`` images without a digit, photographed, scanned or drawn as :func:`realistic_set` does.
 
-    Letters and symbols are set in the installed print and handwriting fonts (the detector learns
-    from Pillow's own font only); shapes, scribbles, textures and objects are drawn here with other
-    code than the detector's generator.
+    Letters and symbols are set in the installed print and handwriting fonts other than those the
+    detector learns from (Pillow's own and DejaVu); shapes, scribbles, textures and objects are
+    drawn here with other code than the detector's generator.
     """
     rng = np.random.default_rng(seed)
-    fonts = font_paths(PRINTED_FONTS) + font_paths(HANDWRITING_FONTS)
+    # Not the DejaVu fonts, which the detector's own generator uses where they are installed.
+    names = tuple(name for name in PRINTED_FONTS + HANDWRITING_FONTS if not name.startswith("DejaVu"))
+    fonts = font_paths(names)
     samples = []
     for index in range(count):
         kind = NON_DIGIT_KINDS[index % len(NON_DIGIT_KINDS)]

@@ -39,6 +39,16 @@ def test_reason_is_none_for_digits_and_says_which_mark_is_not_one():
     assert "mark 2 of the 3" in detector.reason(np.array([0.9, 0.2, 0.95]))
 
 
+def test_ink_over_most_of_the_box_is_no_digit_even_cut_into_stripes():
+    square = np.zeros((1, 28, 28), dtype=np.float32)
+    square[0, 4:24, 4:24] = 1
+    assert "covers 100% of its box" in detector.reason(np.array([0.99]), square)
+    stripes = np.zeros((3, 28, 28), dtype=np.float32)
+    stripes[:, 4:24, 12:15] = 1  # each part alone is a thin upright stroke
+    assert detector.reason(np.ones(3), stripes) is None
+    assert "covers" in detector.reason(np.ones(3), stripes, whole=square[0])
+
+
 def test_a_damaged_detector_file_is_trained_anew_and_saved(small_data, tmp_path, monkeypatch):
     trained = []
 
@@ -87,7 +97,10 @@ def test_most_non_digits_are_flagged(trained):
         except images.ImageError:
             flagged.append(True)  # refused outright ("no digit found") is the right answer too
         else:
-            flagged.append(detector.reason(trained.scores(result.digit_inputs)) is not None)
+            flagged.append(
+                detector.reason(trained.scores(result.digit_inputs), result.digit_inputs, result.model_input)
+                is not None
+            )
         kinds.append(sample.kind)
     by_kind = {kind: np.mean([f for f, k in zip(flagged, kinds, strict=True) if k == kind]) for kind in NON_DIGIT_KINDS}
     assert np.mean(flagged) >= MIN_NON_DIGITS_FLAGGED, by_kind

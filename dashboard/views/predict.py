@@ -56,7 +56,7 @@ def show_number(prepared: images.PreprocessedImage) -> None:
 def show_answer(prepared: images.PreprocessedImage) -> None:
     """For an upload or a drawing: "not a digit" with the reason, or the digit or number it shows."""
     scores = state.digit_scores(prepared.digit_inputs)
-    why_not = None if scores is None else detector.reason(scores)
+    why_not = None if scores is None else detector.reason(scores, prepared.digit_inputs, prepared.model_input)
     if why_not is not None:
         st.metric("Answer", "Not a digit")
         st.warning(f"**Not a digit:** {why_not}.")
