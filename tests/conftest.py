@@ -75,3 +75,12 @@ def mnist() -> MnistData:
 def mnist_path(mnist: MnistData) -> Path:
     """Where the real MNIST was read from: an .npz file or a folder of IDX files."""
     return Path(mnist.source)
+
+
+@pytest.fixture(scope="session")
+def trained_detector(mnist: MnistData, shared_detector_dir: Path):
+    """The digit detector for the real MNIST, trained once for the run (about a minute) into the shared
+    folder, before any server or engine of a test would start training it in the background."""
+    from mnist_model import detector
+
+    return detector.load(mnist, shared_detector_dir)

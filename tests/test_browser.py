@@ -49,7 +49,7 @@ def chromium_path() -> str:
 
 
 @pytest.fixture(scope="module")
-def server(mnist_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def server(mnist_path: Path, tmp_path_factory: pytest.TempPathFactory, trained_detector) -> Iterator[tuple[str, Path]]:
     """The dashboard's URL and its (initially empty) artifacts folder."""
     artifacts = tmp_path_factory.mktemp("browser-artifacts")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

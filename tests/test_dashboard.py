@@ -34,7 +34,7 @@ PAGES = ["overview", "training", "evaluation", "model", "predict"]
 
 
 @pytest.fixture(scope="module")
-def trained(mnist_path: Path, tmp_path_factory: pytest.TempPathFactory) -> mnist_model.TrainedRun:
+def trained(mnist_path: Path, tmp_path_factory: pytest.TempPathFactory, trained_detector) -> mnist_model.TrainedRun:
     """The run the pages show, trained once by the engine into a fresh artifacts folder (with a second run
     to compare), then loaded from that cache in this process for reference values."""
     with pytest.MonkeyPatch.context() as patch:

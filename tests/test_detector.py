@@ -69,8 +69,8 @@ def test_a_damaged_detector_file_is_trained_anew_and_saved(small_data, tmp_path,
 
 
 @pytest.fixture(scope="module")
-def trained(mnist, shared_detector_dir) -> detector.DigitDetector:
-    return detector.load(mnist, shared_detector_dir)
+def trained(trained_detector) -> detector.DigitDetector:
+    return trained_detector
 
 
 def prepare(sample) -> images.PreprocessedImage:

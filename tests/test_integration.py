@@ -59,7 +59,7 @@ def test_command_line_reuses_the_run_in_a_new_process(default_run, mnist, mnist_
 
 
 def test_command_line_reads_a_digit_a_number_and_a_non_digit_in_one_call(
-    default_run, mnist, mnist_path, shared_artifacts, tmp_path
+    default_run, mnist, mnist_path, shared_artifacts, tmp_path, trained_detector
 ):
     indices = [int(np.flatnonzero(mnist.test_labels == digit)[0]) for digit in (1, 9, 8, 4)]
     row = np.concatenate([np.pad(mnist.test_images[index], ((6, 6), (3, 3))) for index in indices], axis=1)

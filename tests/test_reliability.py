@@ -25,7 +25,7 @@ SUITE_TIMEOUT_SECONDS = 45 * 60
 
 
 @pytest.fixture(scope="module")
-def sections(mnist_path: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+def sections(mnist_path: Path, tmp_path_factory: pytest.TempPathFactory, trained_detector) -> dict[str, dict]:
     """The quick suite's results, by section title."""
     report = tmp_path_factory.mktemp("reliability") / "report.json"
     environment = {**os.environ, "MNIST_DATA": str(mnist_path), "TF_CPP_MIN_LOG_LEVEL": "2"}
