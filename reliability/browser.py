@@ -78,7 +78,8 @@ class UploadOutcome:
     """What the page showed for one upload.
 
     kind: "error" (the page's error message), "refused" (the uploader refused the file itself),
-    "prediction" (a predicted digit) or "nothing" (no answer within the time allowed).
+    "prediction" (a predicted digit), "not a digit" (the digit detector's answer, with its reason) or
+    "nothing" (no answer within the time allowed).
     """
 
     kind: str
@@ -103,7 +104,7 @@ def clear_uploads(page: Page, timeout: float = 30) -> None:
     page.wait_for_function(
         """() => !document.querySelector('[data-testid=stAlertContentError]')
             && ![...document.querySelectorAll('[data-testid=stMetricLabel]')]
-                .some((label) => label.innerText.trim() === 'Predicted digit')""",
+                .some((label) => ['Predicted digit', 'Answer'].includes(label.innerText.trim()))""",
         timeout=timeout * 1000,
     )
 
@@ -128,7 +129,11 @@ def upload(page: Page, name: str, content: bytes, mime: str, timeout: float = 60
             return UploadOutcome(
                 "error", first.inner_text(), links_or_images=markup, seconds=time.monotonic() - started
             )
-        value = metric_values(page).get("Predicted digit")
+        values = metric_values(page)
+        if values.get("Answer") == "Not a digit":
+            reason = " ".join(page.locator('[data-testid="stAlertContentWarning"]').all_inner_texts())
+            return UploadOutcome("not a digit", reason, seconds=time.monotonic() - started)
+        value = values.get("Predicted digit")
         if value:
             digit = int(value) if value.isdigit() else None
             return UploadOutcome("prediction", value, digit=digit, seconds=time.monotonic() - started)
