@@ -160,7 +160,7 @@ def numbers(seeds: list[int], with_cnn: bool) -> None:
     ]
     per_image_ms = (time.perf_counter() - started) * 1000 / len(samples)
     styles = np.array([sample.style for sample in samples])
-    cut = np.array([len(result.digits) == len(sample.number) for sample, result in zip(samples, prepared, strict=True)])
+    cut = np.array([len(result.digits) == len(sample.label) for sample, result in zip(samples, prepared, strict=True)])
     singles = [sample for seed in seeds for sample in realistic.realistic_set(300, seed=seed)]
     taken_for_numbers = sum(
         (preprocess_canvas(s.canvas) if s.canvas is not None else preprocess_file(s.data)).is_number for s in singles
@@ -186,7 +186,7 @@ def numbers(seeds: list[int], with_cnn: bool) -> None:
         read = np.array(
             [
                 result.is_number
-                and "".join(str(d) for d in predictor.predict(result.digit_inputs).argmax(axis=1)) == sample.number
+                and "".join(str(d) for d in predictor.predict(result.digit_inputs).argmax(axis=1)) == sample.label
                 for sample, result in zip(samples, prepared, strict=True)
             ]
         )

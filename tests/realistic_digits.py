@@ -95,24 +95,18 @@ TRANSPARENT_ENCODINGS = (
 
 @dataclass(frozen=True)
 class Sample:
-    """One test image: an encoded file (``data``) or a canvas array (``canvas``, uint8 (h, w, 4))."""
+    """One test image: an encoded file (``data``) or a canvas array (``canvas``, uint8 (h, w, 4)).
+
+    label: what it shows, the digit (an int) or the number (a string such as "2026"), or None for an
+    image without a digit, whose ``kind`` ("letter", "texture"...) says what it holds instead.
+    """
 
     name: str
-    label: int
+    label: int | str | None
     style: str
     data: bytes | None = None
     canvas: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class NumberSample:
-    """One image of a number of two to four digits, such as a year or a house number."""
-
-    name: str
-    number: str
-    style: str
-    data: bytes | None = None
-    canvas: np.ndarray | None = None
+    kind: str = "digit"
 
 
 def font_paths(names: tuple[str, ...]) -> list[Path]:
@@ -177,7 +171,7 @@ def realistic_set(count: int = 300, seed: int = 0) -> list[Sample]:
     return samples
 
 
-def realistic_numbers(count: int = 100, seed: int = 0) -> list[NumberSample]:
+def realistic_numbers(count: int = 100, seed: int = 0) -> list[Sample]:
     """``count`` images of numbers of 2 to 4 digits, in the five styles of :func:`realistic_set`.
 
     Printed and handwriting fonts set the whole number as text, with the font's own spacing or with
@@ -203,7 +197,7 @@ def realistic_numbers(count: int = 100, seed: int = 0) -> list[NumberSample]:
             rgba = np.zeros((280, 280, 4), dtype=np.uint8)
             rgba[..., :3] = np.clip(ink * 255 + 0.5, 0, 255).astype(np.uint8)[..., None]
             rgba[..., 3] = 255
-            samples.append(NumberSample(f"{index:03d}-canvas-{number}", number, style, canvas=rgba))
+            samples.append(Sample(f"{index:03d}-canvas-{number}", number, style, canvas=rgba, kind="number"))
             continue
         if style == "low-res scan":
             image = _scan(coverage, rng, aspect=coverage.shape[1] / coverage.shape[0])
@@ -213,7 +207,9 @@ def realistic_numbers(count: int = 100, seed: int = 0) -> list[NumberSample]:
         format_name, mode, extra = encoding
         suffix = f"{format_name.lower()}-{mode.replace(';', '')}{'-' + extra if extra else ''}"
         data = _encode(image, encoding, rng)
-        samples.append(NumberSample(f"{index:03d}-{style.replace(' ', '-')}-{number}-{suffix}", number, style, data))
+        samples.append(
+            Sample(f"{index:03d}-{style.replace(' ', '-')}-{number}-{suffix}", number, style, data, kind="number")
+        )
     return samples
 
 
@@ -223,18 +219,7 @@ LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghjkmnpqrstuvwxyz"
 SYMBOLS = "#%&*+=?@$<>~^{}[]€£¥§¶©®±÷×∞πΩ✓♥★☺"
 
 
-@dataclass(frozen=True)
-class NonDigitSample:
-    """One image that holds no digit: a letter, symbol, shape, scribble, texture or other object."""
-
-    name: str
-    kind: str
-    style: str
-    data: bytes | None = None
-    canvas: np.ndarray | None = None
-
-
-def realistic_non_digits(count: int = 120, seed: int = 0) -> list[NonDigitSample]:
+def realistic_non_digits(count: int = 120, seed: int = 0) -> list[Sample]:
     """``count`` images without a digit, photographed, scanned or drawn as :func:`realistic_set` does.
 
     Letters and symbols are set in the installed print and handwriting fonts other than those the
@@ -255,13 +240,13 @@ def realistic_non_digits(count: int = 120, seed: int = 0) -> list[NonDigitSample
             rgba = np.zeros((280, 280, 4), dtype=np.uint8)
             rgba[..., :3] = _as_uint8(ink)[..., None]
             rgba[..., 3] = 255
-            samples.append(NonDigitSample(f"{index:03d}-canvas-{kind}", kind, style, canvas=rgba))
+            samples.append(Sample(f"{index:03d}-canvas-{kind}", None, style, canvas=rgba, kind=kind))
             continue
         image = _scan(coverage, rng) if style == "low-res scan" else _photograph(coverage, rng, large=False)
         encoding = OPAQUE_ENCODINGS[index % len(OPAQUE_ENCODINGS)]
         data = _encode(image, encoding, rng)
         samples.append(
-            NonDigitSample(f"{index:03d}-{style.replace(' ', '-')}-{kind}-{encoding[0].lower()}", kind, style, data)
+            Sample(f"{index:03d}-{style.replace(' ', '-')}-{kind}-{encoding[0].lower()}", None, style, data, kind=kind)
         )
     return samples
 

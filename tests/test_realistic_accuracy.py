@@ -17,7 +17,6 @@ from realistic_digits import (
     HANDWRITING_FONTS,
     PRINTED_FONTS,
     STYLES,
-    NumberSample,
     Sample,
     font_paths,
     realistic_numbers,
@@ -56,7 +55,7 @@ def samples() -> list[Sample]:
     return realistic_set(SET_SIZE, seed=0)
 
 
-def prepare(sample: Sample | NumberSample) -> PreprocessedImage:
+def prepare(sample: Sample) -> PreprocessedImage:
     if sample.canvas is not None:
         return preprocess_canvas(sample.canvas)
     return preprocess_file(sample.data, name=sample.name)
@@ -75,7 +74,7 @@ def preprocessed(prepared) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def numbers() -> list[tuple[NumberSample, PreprocessedImage]]:
+def numbers() -> list[tuple[Sample, PreprocessedImage]]:
     return [(sample, prepare(sample)) for sample in realistic_numbers(NUMBER_SET_SIZE, seed=0)]
 
 
@@ -105,7 +104,7 @@ def test_no_realistic_digit_is_read_as_a_number(prepared, samples):
 
 
 def test_realistic_numbers_are_cut_into_their_digits(fonts_installed, numbers):
-    right = [len(result.digits) == len(sample.number) for sample, result in numbers]
+    right = [len(result.digits) == len(sample.label) for sample, result in numbers]
     wrong = [
         f"{sample.name}: {len(result.digits)}" for (sample, result), ok in zip(numbers, right, strict=True) if not ok
     ]
@@ -143,5 +142,5 @@ def test_default_model_reads_realistic_numbers(fonts_installed, default_model, n
     digits = default_model.predict(np.concatenate([result.digit_inputs for _, result in cut]), verbose=0).argmax(axis=1)
     ends = np.cumsum([len(result.digits) for _, result in cut])
     read = ["".join(map(str, chunk)) for chunk in np.split(digits, ends[:-1])]
-    exact = sum(text == sample.number for text, (sample, _) in zip(read, cut, strict=True)) / len(numbers)
+    exact = sum(text == sample.label for text, (sample, _) in zip(read, cut, strict=True)) / len(numbers)
     assert exact >= TARGET_NUMBERS_READ, f"{exact:.3f}"
