@@ -20,8 +20,9 @@ import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 import mnist_model
@@ -165,6 +166,26 @@ def test_the_dashboard_trains_explains_and_predicts_in_a_browser(server, browser
     expect(page.locator('[data-testid="stException"]')).to_have_count(0)
     uploader.set_input_files(good)
     expect(metric_value(page, "Predicted digit")).to_have_text(str(expected), timeout=PAGE_SECONDS * 1000)
+
+    # A picture of a number is read digit by digit; one of some objects is answered "not a digit".
+    labels = mnist_model.load_mnist().test_labels
+    row = np.concatenate(
+        [np.pad(test_images[int(np.flatnonzero(labels == int(d))[0])], ((6, 6), (3, 3))) for d in "2026"], axis=1
+    )
+    number = tmp_path / "2026.png"
+    Image.fromarray(255 - row).resize((row.shape[1] * 4, row.shape[0] * 4), Image.Resampling.BICUBIC).save(number)
+    prepared = images.preprocess_file(number.read_bytes())
+    read = "".join(str(digit) for digit in predictor.predict(prepared.digit_inputs).argmax(axis=1))
+    uploader.set_input_files(number)
+    expect(metric_value(page, "Read as the number")).to_have_text(read, timeout=PAGE_SECONDS * 1000)
+    screenshot(page, "predict-number")
+    things = Image.new("L", (300, 200), 235)
+    ImageDraw.Draw(things).ellipse((40, 40, 170, 150), fill=40)
+    ImageDraw.Draw(things).rectangle((120, 90, 260, 170), fill=90)
+    things.save(tmp_path / "things.png")
+    uploader.set_input_files(tmp_path / "things.png")
+    expect(metric_value(page, "Answer")).to_have_text("Not a digit", timeout=PAGE_SECONDS * 1000)
+    screenshot(page, "predict-not-a-digit")
 
     # A drawing: a vertical stroke down the middle of the canvas reads as a one.
     page.get_by_role("tab", name="Draw a digit").click()
