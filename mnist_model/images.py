@@ -561,9 +561,7 @@ def _crop_digit(ink: np.ndarray, notes: list[str]) -> np.ndarray:
         keep_cells = np.isin(labels, np.array(kept) + 1)
         keep = np.repeat(np.repeat(keep_cells, cell, axis=0), cell, axis=1)[:height, :width]
         ink = np.where(keep, ink, 0)
-    rows = np.flatnonzero(ink.any(axis=1))
-    cols = np.flatnonzero(ink.any(axis=0))
-    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return _tight_crop(ink)
 
 
 # Whole numbers
@@ -685,13 +683,10 @@ def _number_row(ink: np.ndarray, cell: int | None = None) -> _Row | None:
         if min(glyph.bottom, reference.bottom) - max(glyph.top, reference.top) < 0.5 * glyph.height:
             return None  # not on one line
 
-    def ink_of(glyphs: list[_Glyph], start: int = 0, end: int = width) -> np.ndarray:
+    def ink_of(glyphs: list[_Glyph]) -> np.ndarray:
         cells = np.isin(labels, np.array([member for glyph in glyphs for member in glyph.members]) + 1)
         keep = np.repeat(np.repeat(cells, cell, axis=0), cell, axis=1)[:height, :width]
-        keep[:, :start], keep[:, end:] = False, False
-        kept = np.where(keep, ink, 0)
-        rows, cols = np.flatnonzero(kept.any(axis=1)), np.flatnonzero(kept.any(axis=0))
-        return kept[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] if len(rows) else kept[:0, :0]
+        return _tight_crop(np.where(keep, ink, 0))
 
     parts = []
     for glyph in digits:
@@ -739,7 +734,10 @@ def _touching_cuts(columns: np.ndarray, wide: float, wide_after: float) -> list[
 
 
 def _tight_crop(values: np.ndarray) -> np.ndarray:
+    """The bounding box of the non-zero pixels (empty for an empty picture)."""
     rows, cols = np.flatnonzero(values.any(axis=1)), np.flatnonzero(values.any(axis=0))
+    if len(rows) == 0:
+        return values[:0, :0]
     return values[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 

@@ -207,6 +207,19 @@ def test_upload_shows_the_steps_and_the_models_prediction(app: AppTest, trained)
     assert len(app.image) == 4
 
 
+def test_before_the_detector_is_ready_an_upload_is_read_as_a_digit_and_the_page_says_so(
+    app: AppTest, trained, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As on a freshly started server, whose detector is still being trained.
+    monkeypatch.setattr(mnist_model.engine.Engine, "digit_scores", lambda self, inputs: None)
+    app.session_state["predict_tab"] = "Upload an image"
+    open_page(app, "predict")
+    app.file_uploader[0].upload("seven.png", png_of_test_image(7), "image/png").run()
+    assert not app.exception and not app.error
+    assert metric(app, "Predicted digit")
+    assert any("getting ready" in item.value for item in app.caption)
+
+
 def test_an_upload_that_is_no_digit_is_answered_so_with_a_reason(app: AppTest, trained) -> None:
     engine = state.engine()
     probe = np.zeros((1, 28, 28), dtype=np.float32)
