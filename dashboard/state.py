@@ -20,7 +20,6 @@ import io
 import logging
 import os
 import threading
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,7 +47,6 @@ class Connector:
     def __init__(self) -> None:
         self.engine: Engine | None = None
         self.error: str | None = None
-        self.started = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="engine-connector", daemon=True)
         self._thread.start()
 

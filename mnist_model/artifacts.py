@@ -47,7 +47,8 @@ FORMAT_VERSION = 1
 MODEL_FILE = "model.keras"
 MANIFEST_FILE = "manifest.json"
 
-# The only layer classes a cached model may contain: the ones this package builds.
+# The only layer classes a cached model may contain: the ones this package builds (classifiers and
+# the digit detector).
 ALLOWED_LAYERS = frozenset(
     {
         "Sequential",
@@ -56,8 +57,6 @@ ALLOWED_LAYERS = frozenset(
         "Reshape",
         "Dense",
         "Conv2D",
-        "BatchNormalization",
-        "Activation",
         "MaxPooling2D",
         "Dropout",
     }

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -60,8 +59,10 @@ def _build_parser() -> argparse.ArgumentParser:
     group.add_argument("--seed", type=int)
     group.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
     group.add_argument("--strategy", choices=STRATEGIES)
-    common = _Parser(add_help=False)
-    common.add_argument("--json", action="store_true", help="machine-readable output")
+    output = _Parser(add_help=False)
+    output.add_argument("--json", action="store_true", help="machine-readable output")
+    # Only the commands that read MNIST take --data; summary and runs do not.
+    common = _Parser(add_help=False, parents=[output])
     common.add_argument("--data", type=Path, help="mnist.npz or a folder of IDX files (default: $MNIST_DATA, Keras)")
 
     train = commands.add_parser("train", parents=[settings, common], help="train (or load the cached run)")
@@ -73,9 +74,9 @@ def _build_parser() -> argparse.ArgumentParser:
     predict.add_argument("files", nargs="*", type=Path, metavar="FILE", help="image files (PNG, JPEG, BMP, GIF, WebP)")
     predict.add_argument("--index", type=int, action="append", help="a test image index, 0-9999 (repeatable)")
     predict.set_defaults(handler=_predict)
-    summary = commands.add_parser("summary", parents=[settings, common], help="the model's layers")
+    summary = commands.add_parser("summary", parents=[settings, output], help="the model's layers")
     summary.set_defaults(handler=_summary)
-    runs = commands.add_parser("runs", parents=[common], help="list the cached training runs")
+    runs = commands.add_parser("runs", parents=[output], help="list the cached training runs")
     runs.set_defaults(handler=_runs)
     return parser
 
@@ -312,7 +313,6 @@ class _ProgressBar:
 
     def __init__(self, width: int = 30):
         self.width = width
-        self.started = time.monotonic()
 
     def __call__(self, progress) -> None:
         filled = int(self.width * progress.fraction)

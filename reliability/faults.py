@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import signal
 import subprocess
@@ -463,7 +462,3 @@ def broken_mnist(scratch: Path, page) -> SectionResult:
             result.check(f"{name} MNIST: the server is still up", dash.healthy())
             result.check(f"{name} MNIST: no traceback in the log", dash.tracebacks() == 0, dash.log_text()[-1000:])
     return result
-
-
-def environment_note() -> str:
-    return f"running as uid {os.getuid()}"
