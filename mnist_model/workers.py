@@ -185,14 +185,15 @@ class Coordinator:
 
     # The digit detector
 
-    def detector_file(self) -> bytes | None:
+    def detector_file(self, train: bool = True) -> bytes | None:
         """The digit detector's ``.keras`` file, or None while it is being trained: the first call
-        without a cached one starts that, in a task of one CPU, so it never holds up a caller."""
+        without a cached one starts that (unless ``train`` is false), in a task of one CPU, so it
+        never holds up a caller."""
         with self._lock:
             if self._detector_file is None and self._detector_ref is None:
                 data = self._require_data()
                 self._detector_file = detector.read(data, self._detector_dir)
-                if self._detector_file is None:
+                if self._detector_file is None and train:
                     self._detector_ref = detector_task.options(num_cpus=1, name="train the digit detector").remote(
                         self._data_ref
                     )
@@ -520,9 +521,14 @@ class ModelServer:
         self._detector = None
 
     def ready(self) -> bool:
-        """Load TensorFlow now, so that the first prediction does not wait for it."""
+        """Load TensorFlow now, and the digit detector if it is already trained, so that the first
+        prediction and the first upload do not wait for them."""
         import tensorflow  # noqa: F401
 
+        try:
+            self.digit_scores(np.zeros((1, 28, 28), dtype=np.float32), train=False)
+        except Exception as error:  # the data may be missing: the pages say so, not this warm-up
+            log.warning("the digit detector could not be loaded ahead of use: %s", error)
         return True
 
     def _entry(self, key: str):
@@ -545,11 +551,11 @@ class ModelServer:
         """Probabilities of the ten digits: float32 (10,) for one (28, 28) image, (n, 10) for a batch."""
         return self._entry(key)[1].predict(images_in)
 
-    def digit_scores(self, images_in: np.ndarray) -> np.ndarray | None:
+    def digit_scores(self, images_in: np.ndarray, train: bool = True) -> np.ndarray | None:
         """The digit detector's scores, float32 (n,), for float32 (n, 28, 28) images in MNIST form;
-        None while the detector is still being trained."""
+        None while the detector is still being trained (or, with ``train`` false, not yet trained)."""
         if self._detector is None:
-            content = ray.get(self._coordinator.detector_file.remote())
+            content = ray.get(self._coordinator.detector_file.remote(train))
             if content is None:
                 return None
             try:

@@ -89,7 +89,7 @@ class UploadOutcome:
     seconds: float = 0.0
 
 
-def clear_uploads(page: Page, timeout: float = 30) -> None:
+def clear_uploads(page: Page, timeout: float = 90) -> None:
     """Remove every file from the uploader and wait for the page to show its empty state again."""
     uploader = page.locator(UPLOADER)
     for _ in range(5):
