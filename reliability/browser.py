@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 # Headless Chromium as root on a machine without network: the flags that keep it quiet and offline.
 # The browser test and the dashboard benchmark use them too.
@@ -89,24 +90,43 @@ class UploadOutcome:
     seconds: float = 0.0
 
 
+# The app's root element while no script run is under way.
+SCRIPT_NOT_RUNNING = "[data-testid=stApp][data-test-script-state=notRunning]"
+
+
 def clear_uploads(page: Page, timeout: float = 90) -> None:
-    """Remove every file from the uploader and wait for the page to show its empty state again."""
-    uploader = page.locator(UPLOADER)
-    for _ in range(5):
-        buttons = uploader.locator('[data-testid="stFileChipDeleteBtn"] button')
-        if buttons.count() == 0:
-            break
-        buttons.first.click()
-        page.wait_for_timeout(200)
-    page.get_by_text("Upload a photo, scan or drawing").wait_for(timeout=timeout * 1000)
-    # The previous file's answer stays on screen, stale, until the run that shows the empty state has
-    # ended: wait until it is gone, so that it is never read as the next file's answer.
-    page.wait_for_function(
-        """() => !document.querySelector('[data-testid=stAlertContentError]')
-            && ![...document.querySelectorAll('[data-testid=stMetricLabel]')]
-                .some((label) => ['Predicted digit', 'Answer'].includes(label.innerText.trim()))""",
-        timeout=timeout * 1000,
-    )
+    """Remove every file from the uploader and wait for the page to show its empty state again.
+
+    A click that lands while the page is re-rendering can be lost, so the chips are clicked away
+    until none is left and the empty state shows, not a fixed number of times.
+    """
+    # Removing the file while the previous answer is still being drawn races with that run (the
+    # answer can stay on screen below the empty state), so wait for it to end, as a reader would.
+    with contextlib.suppress(PlaywrightTimeoutError):
+        page.locator(SCRIPT_NOT_RUNNING).wait_for(timeout=timeout * 1000)
+    chips = page.locator(f'{UPLOADER} [data-testid="stFileChipDeleteBtn"] button')
+    empty_state = page.get_by_text("Upload a photo, scan or drawing")
+    deadline = time.monotonic() + timeout
+    try:
+        while chips.count() or not empty_state.is_visible():
+            if time.monotonic() > deadline:
+                raise PlaywrightTimeoutError(f"the empty state did not show within {timeout:.0f} s")
+            if chips.count():
+                with contextlib.suppress(PlaywrightTimeoutError):
+                    chips.first.click(timeout=2000)
+            page.wait_for_timeout(250)
+        # The previous file's answer stays on screen, stale, until the run that shows the empty state
+        # has ended: wait until it is gone, so that it is never read as the next file's answer.
+        page.wait_for_function(
+            """() => !document.querySelector('[data-testid=stAlertContentError]')
+                && ![...document.querySelectorAll('[data-testid=stMetricLabel]')]
+                    .some((label) => ['Predicted digit', 'Answer'].includes(label.innerText.trim()))""",
+            timeout=max(deadline - time.monotonic(), 5) * 1000,
+        )
+    except PlaywrightTimeoutError as error:
+        shown = page.locator("[data-testid=stMain]").first.inner_text(timeout=5000)
+        message = f"the uploader did not clear in {timeout:.0f} s; the page shows:\n{shown[:3000]}"
+        raise AssertionError(message) from error
 
 
 def upload(page: Page, name: str, content: bytes, mime: str, timeout: float = 60) -> UploadOutcome:

@@ -80,4 +80,9 @@ def test_reliability_section(sections: dict[str, dict], prefix: str) -> None:
 
 
 def test_no_section_crashed(sections: dict[str, dict]) -> None:
-    assert not [title for title in sections if title.endswith("(crashed)")]
+    crashed = [
+        f"{title}:\n{section['checks'][0]['detail']}"
+        for title, section in sections.items()
+        if title.endswith("(crashed)")
+    ]
+    assert not crashed, "\n\n".join(crashed)
