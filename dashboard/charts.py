@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboard import formats
-from mnist_model import records
+from mnist_model import calibration, records
 
 if TYPE_CHECKING:
     from mnist_model.artifacts import RunRecord
@@ -260,6 +260,43 @@ def probability_bars(probabilities: np.ndarray, *, true_label: int | None = None
     figure.update_xaxes(title_text="digit", dtick=1)
     figure.update_yaxes(title_text="probability", range=[0, 1.1], tickformat=".0%")
     figure.update_layout(height=300, margin=_MARGINS)
+    return figure
+
+
+def reliability_diagram(before: calibration.Reliability, after: calibration.Reliability) -> go.Figure:
+    """Accuracy against confidence per confidence bin, before and after calibration, with the
+    diagonal where they are equal. Empty bins are left out; each marker's area follows its bin's count,
+    and the hover gives the bin's range and count."""
+    figure = go.Figure()
+    figure.add_trace(
+        go.Scatter(
+            x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dash", "color": MUTED_COLOUR}, name="perfectly calibrated"
+        )
+    )
+    for result, name, colour in (
+        (before, "before calibration", VALIDATION_COLOUR),
+        (after, "after calibration", TRAIN_COLOUR),
+    ):
+        filled = result.counts > 0
+        counts = result.counts[filled]
+        figure.add_trace(
+            go.Scatter(
+                x=result.confidence[filled],
+                y=result.accuracy[filled],
+                mode="lines+markers",
+                name=f"{name} (error {result.error:.2%})",
+                line={"color": colour},
+                marker={"size": 6 + 14 * np.sqrt(counts / max(int(result.counts.max()), 1))},
+                customdata=np.stack([result.edges[:-1][filled], result.edges[1:][filled], counts], axis=1),
+                hovertemplate=(
+                    "confidence %{customdata[0]:.0%} to %{customdata[1]:.0%}: %{customdata[2]:,} answers<br>"
+                    "mean confidence %{x:.1%}, right %{y:.1%}<extra></extra>"
+                ),
+            )
+        )
+    figure.update_xaxes(title_text="confidence of the answer", range=[0, 1.02], tickformat=".0%")
+    figure.update_yaxes(title_text="share of answers that were right", range=[0, 1.02], tickformat=".0%")
+    figure.update_layout(height=420, margin={**_MARGINS, "b": 60}, legend=_LEGEND_BELOW)
     return figure
 
 

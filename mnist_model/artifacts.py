@@ -42,8 +42,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Bumped whenever the layout of an entry or the meaning of its contents changes.
-FORMAT_VERSION = 1
+# Bumped whenever the layout of an entry or the meaning of its contents changes (2: the model's
+# probabilities are calibrated, and the manifest holds the temperature).
+FORMAT_VERSION = 2
 MODEL_FILE = "model.keras"
 MANIFEST_FILE = "manifest.json"
 
@@ -101,6 +102,8 @@ class RunRecord:
     created: str
     train_seconds: float
     versions: dict
+    # Folded into the model's last layer; 1.0 for a run trained before calibration existed.
+    temperature: float = 1.0
 
     @property
     def model_file(self) -> Path:
@@ -316,6 +319,7 @@ def read_record(entry: Path) -> RunRecord:
         created=created.isoformat(timespec="seconds"),
         train_seconds=_number(manifest["train_seconds"]),
         versions={str(name): str(version) for name, version in dict(manifest["versions"]).items()},
+        temperature=_temperature(manifest.get("temperature", 1.0)),
     )
 
 
@@ -323,6 +327,13 @@ def _number(value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"{value!r} is not a finite number")
     return float(value)
+
+
+def _temperature(value) -> float:
+    temperature = _number(value)
+    if not 0.05 <= temperature <= 20:
+        raise ValueError(f"a temperature of {temperature} is outside 0.05 to 20")
+    return temperature
 
 
 def _epoch_row(row: dict) -> dict:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_model import detector
+from mnist_model import calibration, detector
 from mnist_model.data import DataError
 from mnist_model.settings import ARCHITECTURES, STRATEGIES, TrainingSettings
 
@@ -141,6 +141,7 @@ def _evaluate(arguments) -> int:
 
     run, data = _trained(arguments)
     evaluation = evaluate(run.model, data.test_images, data.test_labels)
+    before, after = evaluation.reliability(run.temperature)
     if arguments.json:
         result = {
             "loss": evaluation.loss,
@@ -148,11 +149,21 @@ def _evaluate(arguments) -> int:
             "confusion": evaluation.confusion.tolist(),
             "per_class": evaluation.per_class_rows(),
             "misclassified": len(evaluation.misclassified),
+            "calibration": {
+                "temperature": run.temperature,
+                "error_before": before.error,
+                "error_after": after.error,
+                "unsure": float(np.mean(evaluation.confidence < calibration.UNSURE_BELOW)),
+            },
         }
         print(json.dumps(result))
         return 0
     print(f"{run.settings.describe()}")
     print(f"test accuracy {evaluation.accuracy:.2%}, loss {evaluation.loss:.4f}, {len(evaluation.misclassified)} wrong")
+    print(
+        f"calibration error {before.error:.2%} before and {after.error:.2%} after temperature scaling "
+        f"(T = {run.temperature:.3g})"
+    )
     print(f"\n{'digit':>5} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>7}")
     for row in evaluation.per_class_rows():
         print(f"{row['digit']:>5} {row['precision']:>9.4f} {row['recall']:>7.4f} {row['f1']:>6.4f} {row['support']:>7}")
@@ -229,12 +240,16 @@ def _read_image(path: Path):
 
 def _print_prediction(as_json: bool, result: dict, digit: int, confidence: float, probabilities) -> None:
     if as_json:
-        extra = {"digit": digit, "confidence": round(confidence, 6)}
+        extra = {"digit": digit, "confidence": round(confidence, 6), "unsure": calibration.unsure(confidence)}
         print(json.dumps({**result, **extra, "probabilities": [round(float(p), 6) for p in probabilities]}))
     elif "file" in result:
-        print(f"{_shown(result['file'])}: {digit} ({confidence:.1%})")
+        print(f"{_shown(result['file'])}: {digit} ({_confidence(confidence)})")
     else:
-        print(f"test image {result['index']}: {digit} ({confidence:.1%}), true label {result['label']}")
+        print(f"test image {result['index']}: {digit} ({_confidence(confidence)}), true label {result['label']}")
+
+
+def _confidence(confidence: float) -> str:
+    return f"{confidence:.1%}, unsure" if calibration.unsure(confidence) else f"{confidence:.1%}"
 
 
 def _print_number(as_json: bool, file: str, probabilities: np.ndarray) -> None:
@@ -253,11 +268,12 @@ def _print_number(as_json: bool, file: str, probabilities: np.ndarray) -> None:
                     "number": number,
                     "digits": each,
                     "confidence": round(float(np.prod(confidences)), 6),
+                    "unsure": calibration.unsure(float(np.prod(confidences))),
                 }
             )
         )
     else:
-        shown = ", ".join(f"{int(d)} {c:.1%}" for d, c in zip(digits, confidences, strict=True))
+        shown = ", ".join(f"{int(d)} {_confidence(c)}" for d, c in zip(digits, confidences, strict=True))
         print(f"{_shown(file)}: number {number} ({shown})")
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mnist_model import calibration
 from mnist_model.data import NUM_CLASSES
 
 if TYPE_CHECKING:
@@ -43,6 +44,14 @@ class Evaluation:
     def confidence(self) -> np.ndarray:
         """The probability of the predicted digit for every image: float32 (n,)."""
         return self.probabilities[np.arange(len(self.predictions)), self.predictions]
+
+    def reliability(self, temperature: float = 1.0) -> tuple[calibration.Reliability, calibration.Reliability]:
+        """How far the confidence can be trusted: the answers' reliability before calibration (the
+        probabilities with ``temperature`` taken out again) and as the model gives them."""
+        correct = self.predictions == self.labels
+        raw = calibration.uncalibrated(self.probabilities, temperature)
+        before = calibration.reliability(raw[np.arange(len(raw)), self.predictions], correct)
+        return before, calibration.reliability(self.confidence, correct)
 
     def per_class_rows(self) -> list[dict]:
         return [

@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow import keras
 
-from mnist_model import artifacts, augment, config
+from mnist_model import artifacts, augment, calibration, config
 from mnist_model.data import MnistData, load_mnist
 from mnist_model.evaluation import test_metrics
 from mnist_model.model import build_model
@@ -62,6 +62,7 @@ class TrainedRun:
     test_accuracy: float
     created: str
     train_seconds: float
+    temperature: float  # folded into the model's last layer (see calibrate)
     from_cache: bool
     path: Path | None = None  # the cache entry, or None if it could not be saved
     notes: list[str] = field(default_factory=list)  # warnings a user should see
@@ -79,6 +80,7 @@ class TrainedRun:
             "test_accuracy": self.test_accuracy,
             "created": self.created,
             "train_seconds": self.train_seconds,
+            "temperature": self.temperature,
             "data_fingerprint": self.data_fingerprint,
         }
 
@@ -119,6 +121,7 @@ def train(
                 test_accuracy=record.test_accuracy,
                 created=record.created,
                 train_seconds=record.train_seconds,
+                temperature=record.temperature,
                 from_cache=True,
                 path=record.path,
             )
@@ -136,6 +139,8 @@ def _train_and_save(settings, data, root, key, progress, stop, notes, *, save: b
     model, history = fit(settings, data, progress=progress, stop=stop)
     train_seconds = time.perf_counter() - started
     _report(progress, "evaluating", settings.epochs, settings, 1.0, train_seconds, history)
+    held_out, _ = validation_split(settings, len(data.train_images))
+    temperature = calibrate(model, data.train_images[held_out], data.train_labels[held_out])
     test_loss, test_accuracy = test_metrics(model, data.test_images, data.test_labels)
     run = TrainedRun(
         model=model,
@@ -147,6 +152,7 @@ def _train_and_save(settings, data, root, key, progress, stop, notes, *, save: b
         test_accuracy=test_accuracy,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         train_seconds=train_seconds,
+        temperature=temperature,
         from_cache=False,
         notes=notes,
     )
@@ -180,9 +186,7 @@ def fit(
     if settings.batch_size % replicas:
         raise ValueError(f"batch_size {settings.batch_size} must be a multiple of the {replicas} devices in use.")
     keras.utils.set_random_seed(settings.seed)
-    rng = np.random.default_rng(settings.seed)
-    order = rng.permutation(len(data.train_images))
-    val_index, train_index = order[: settings.validation_size], order[settings.validation_size :]
+    val_index, train_index = validation_split(settings, len(data.train_images))
     num_train = len(train_index)
     batch_size = min(settings.batch_size, num_train - num_train % replicas)
     steps_per_epoch = num_train // batch_size
@@ -213,6 +217,35 @@ def fit(
         verbose=0,
     )
     return model, reporter.history
+
+
+def validation_split(settings: TrainingSettings, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The indices of the held-out and the training images among ``count``, chosen with the seed."""
+    order = np.random.default_rng(settings.seed).permutation(count)
+    return order[: settings.validation_size], order[settings.validation_size :]
+
+
+def calibrate(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> float:
+    """Fit a temperature on held-out uint8 ``images`` (n, 28, 28) and fold it into the last layer.
+
+    The last layer is Dense with softmax, so its logits are the features before it times its kernel
+    plus its bias; dividing both by T divides the logits by T. Returns T (see :mod:`calibration`).
+    """
+    *body, last = model.layers
+    kernel, bias = (np.asarray(weight, np.float64) for weight in last.get_weights())
+
+    def features(batch: np.ndarray) -> np.ndarray:
+        for layer in body:
+            batch = layer(batch, training=False)
+        return np.asarray(batch, np.float64)
+
+    scaled = images.astype(np.float32) / 255.0
+    logits = np.concatenate(
+        [features(scaled[start : start + _EVAL_BATCH]) @ kernel + bias for start in range(0, len(scaled), _EVAL_BATCH)]
+    )
+    temperature = calibration.fit_temperature(logits, labels)
+    last.set_weights([(kernel / temperature).astype(np.float32), (bias / temperature).astype(np.float32)])
+    return temperature
 
 
 def _fit_wrapper(model: keras.Model, settings: TrainingSettings, images: np.ndarray) -> keras.Model:

@@ -373,6 +373,7 @@ class Coordinator:
                 created=manifest["created"],
                 train_seconds=manifest["train_seconds"],
                 versions=artifacts.versions(),
+                temperature=manifest["temperature"],
             )
             self._memory_runs[job.key] = (model_file, record)
             return (

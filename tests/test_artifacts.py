@@ -113,6 +113,7 @@ GOOD_MANIFEST = {
     "test_accuracy": 0.92,
     "created": "2026-12-01T21:00:00+00:00",
     "train_seconds": 2.0,
+    "temperature": 1.2,
     "data_fingerprint": "0" * 16,
 }
 KEY = "mlp-0123456789abcdef"
@@ -130,7 +131,7 @@ def test_a_manifest_as_written_is_listed_with_its_fields(tmp_path: Path) -> None
     saved_manifest(tmp_path)
     [record] = artifacts.list_runs(tmp_path)
     assert (record.key, record.test_accuracy, record.created) == (KEY, 0.92, "2026-12-01T21:00:00+00:00")
-    assert record.history == GOOD_MANIFEST["history"]
+    assert record.history == GOOD_MANIFEST["history"] and record.temperature == 1.2
 
 
 @pytest.mark.parametrize(
@@ -146,6 +147,8 @@ def test_a_manifest_as_written_is_listed_with_its_fields(tmp_path: Path) -> None
         {"history": [{**GOOD_MANIFEST["history"][0], "note": "\x1b[2J"}]},
         {"test_accuracy": True},
         {"versions": ["keras"]},
+        {"temperature": 0},  # would divide the logits by zero
+        {"temperature": "1.2"},
     ],
     ids=lambda changes: next(iter(changes)) + ": " + repr(next(iter(changes.values())))[:30],
 )

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from dashboard import charts, formats
+from mnist_model import calibration
 from mnist_model.records import EpochRecord
 from mnist_model.settings import TrainingSettings
 
@@ -361,6 +362,7 @@ def test_every_legend_sits_below_the_plot_clear_of_the_mode_bar():
         charts.training_curves(history([0.9, 0.95], [0.3, 0.2]), show_loss=True),
         charts.run_comparison(runs, "val_accuracy"),
         charts.class_balance(counts),
+        charts.reliability_diagram(*[calibration.reliability(np.array([0.5, 0.99]), np.array([True, True]))] * 2),
     ]
     for figure in figures:
         legend = figure.layout.legend
@@ -373,3 +375,17 @@ def test_run_comparison_names_runs_by_their_short_label_and_describes_them_on_ho
     assert figure.data[0].name == formats.short_settings(runs[0].settings)
     assert runs[0].settings.describe() in figure.data[0].hovertemplate
     assert figure.layout.yaxis.tickformat.endswith("%")
+
+
+def test_reliability_diagram_shows_filled_bins_before_and_after_beside_the_diagonal():
+    rng = np.random.default_rng(0)
+    confidence = np.concatenate([rng.uniform(0.95, 1.0, 900), rng.uniform(0.4, 0.6, 100)])
+    correct = rng.random(1000) < 0.9
+    before = calibration.reliability(confidence, correct)
+    after = calibration.reliability(confidence * 0.95, correct)
+    figure = charts.reliability_diagram(before, after)
+    diagonal, shown_before, shown_after = figure.data
+    assert list(diagonal.x) == [0, 1] and list(diagonal.y) == [0, 1]
+    assert len(shown_before.x) == int((before.counts > 0).sum()) < calibration.BINS
+    assert f"{before.error:.2%}" in shown_before.name and f"{after.error:.2%}" in shown_after.name
+    assert sum(row[2] for row in shown_after.customdata) == 1000

@@ -128,6 +128,19 @@ def test_evaluation_counts_mistakes_like_mnist_model(app: AppTest, trained) -> N
     assert any(caption.value.startswith(f"{count:,} images") for caption in app.caption)
 
 
+def test_evaluation_shows_calibration_before_and_after(app: AppTest, trained) -> None:
+    data = mnist_model.load_mnist()
+    before, after = mnist_model.evaluate(trained.model, data.test_images, data.test_labels).reliability(
+        trained.temperature
+    )
+    open_page(app, "evaluation")
+    assert metric(app, "Calibration error before") == f"{before.error:.2%}"
+    assert metric(app, "Calibration error after") == f"{after.error:.2%}"
+    assert metric(app, "Temperature") == f"{trained.temperature:.3g}"
+    assert after.error < 0.01  # calibrated on held-out images, within a point on the test set
+    assert any("marked unsure" in caption.value for caption in app.caption)
+
+
 def test_evaluation_explains_a_diagonal_choice(app: AppTest) -> None:
     open_page(app, "evaluation")
     app.selectbox(key="_widget_gallery_true").select(3)

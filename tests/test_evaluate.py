@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from tensorflow import keras
 
+from mnist_model import calibration
 from mnist_model.evaluation import evaluate
 
 
@@ -68,3 +69,20 @@ def test_mistakes_filter_by_digits_and_sort_by_confidence():
 def test_mismatched_labels_are_refused():
     with pytest.raises(ValueError, match="3 images but 2 labels"):
         evaluate(FixedModel(one_hot_probabilities([0, 0, 0])), np.zeros((3, 28, 28), np.uint8), np.zeros(2))
+
+
+def test_reliability_before_and_after_calibration():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 5, (4000, 10))
+    # Labels drawn as if the logits were 2.5 times too large: the raw probabilities are overconfident.
+    chances = calibration.softmax(logits / 2.5).cumsum(axis=1)
+    labels = (chances < rng.random((4000, 1))).sum(axis=1).clip(0, 9)
+    temperature = calibration.fit_temperature(logits, labels)
+    calibrated = calibration.softmax(logits / temperature).astype(np.float32)
+    result = evaluate(FixedModel(calibrated), np.zeros((4000, 28, 28), np.uint8), labels)
+    before, after = result.reliability(temperature)
+    assert temperature > 1 and after.error < before.error
+    assert before.counts.sum() == after.counts.sum() == 4000
+    same, again = result.reliability(1.0)
+    np.testing.assert_array_equal(same.counts, again.counts)
+    assert same.error == pytest.approx(after.error)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from mnist_model import TrainingSettings, evaluate, images, train
+from mnist_model import TrainingSettings, calibration, evaluate, images, train
 from mnist_model.predict import Predictor
 from tests.test_cli import run_cli
 
@@ -38,6 +38,23 @@ def test_evaluation_agrees_with_the_recorded_test_accuracy(default_run, mnist):
     assert len(result.misclassified) == round((1 - result.accuracy) * 10_000)
 
 
+def test_the_default_model_is_calibrated_and_the_command_line_says_so(default_run, mnist, mnist_path, shared_artifacts):
+    before, after = evaluate(default_run.model, mnist.test_images, mnist.test_labels).reliability(
+        default_run.temperature
+    )
+    # Both are small: the network is close to calibrated already (see the README); the fitted
+    # temperature must not make it worse by more than a few tenths of a point.
+    assert after.error < 0.01 and after.error < before.error + 0.005
+    completed = run_cli(
+        "evaluate", "--json", env={"MNIST_DATA": str(mnist_path), "MNIST_ARTIFACTS": str(shared_artifacts)}
+    )
+    assert completed.returncode == 0, completed.stderr
+    reported = json.loads(completed.stdout)["calibration"]
+    assert reported["temperature"] == pytest.approx(default_run.temperature)
+    assert reported["error_after"] == pytest.approx(after.error, abs=1e-6)
+    assert reported["error_before"] == pytest.approx(before.error, abs=1e-6)
+
+
 def test_command_line_reuses_the_run_in_a_new_process(default_run, mnist, mnist_path, shared_artifacts):
     completed = run_cli(
         "predict",
@@ -53,6 +70,7 @@ def test_command_line_reuses_the_run_in_a_new_process(default_run, mnist, mnist_
     predictor = Predictor(default_run.model)
     for line in lines:
         assert line["digit"] == int(np.argmax(predictor.predict(mnist.test_images[line["index"]])))
+        assert line["unsure"] is (line["confidence"] < calibration.UNSURE_BELOW)
         assert len(line["probabilities"]) == 10 and sum(line["probabilities"]) == pytest.approx(1, abs=1e-4)
     listed = json.loads(run_cli("runs", "--json", env={"MNIST_ARTIFACTS": str(shared_artifacts)}).stdout)
     assert [row["key"] for row in listed] == [default_run.key]
@@ -86,7 +104,9 @@ def test_command_line_reads_a_digit_a_number_and_a_non_digit_in_one_call(
     assert number["number"] == "".join(str(digit) for digit in probabilities.argmax(axis=1))
     assert [entry["digit"] for entry in number["digits"]] == [int(digit) for digit in number["number"]]
     assert number["confidence"] == pytest.approx(float(np.prod(probabilities.max(axis=1))), abs=1e-5)
-    assert set(one) == {"file", "digit", "confidence", "probabilities"} and isinstance(one["digit"], int)
+    assert set(one) == {"file", "digit", "confidence", "unsure", "probabilities"} and isinstance(one["digit"], int)
+    for answer in (number, one):
+        assert answer["unsure"] is (answer["confidence"] < calibration.UNSURE_BELOW)
     text = run_cli(
         "predict",
         str(tmp_path / "1984.png"),

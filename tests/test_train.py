@@ -49,6 +49,15 @@ def test_training_records_every_epoch_and_learns(small_data, artifacts_dir):
     assert {"loading", "training", "evaluating", "saving", "done"} <= {report.phase for report in reports}
 
 
+def test_a_run_is_calibrated_and_its_cache_entry_keeps_the_temperature(small_data, artifacts_dir):
+    first = train(QUICK, data=small_data)
+    second = train(QUICK, data=small_data)
+    assert 0.05 < first.temperature < 20 and second.from_cache and second.temperature == first.temperature
+    manifest = json.loads((first.path / artifacts.MANIFEST_FILE).read_text())
+    assert manifest["temperature"] == first.temperature
+    assert list_runs(artifacts_dir)[0].temperature == first.temperature
+
+
 def test_cached_run_is_loaded_without_training(small_data, artifacts_dir, count_fits):
     first = train(QUICK, data=small_data)
     second = train(QUICK, data=small_data)

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dashboard import charts, formats, state, ui
+from mnist_model import calibration
 
 GALLERY_SIZE = 40
 ANY = "any"
@@ -15,6 +16,11 @@ def choose_cell() -> None:
     if points:
         st.session_state["gallery_true"] = int(points[0]["y"])
         st.session_state["gallery_predicted"] = int(points[0]["x"])
+
+
+def _right(result, chosen) -> float:
+    """The share of the chosen test answers that are right (0 when none is chosen)."""
+    return float((result.predictions == result.labels)[chosen].mean()) if chosen.any() else 0.0
 
 
 st.title("Evaluation")
@@ -49,6 +55,36 @@ with scores:
         for row in result.per_class_rows()
     ]
     st.dataframe(rows, hide_index=True)
+
+st.subheader("How far the confidence can be trusted")
+record = state.record_for(state.selected_settings())
+temperature = record.temperature if record else 1.0
+before, after = result.reliability(temperature)
+unsure = result.confidence < calibration.UNSURE_BELOW
+chart, figures = st.columns([3, 2], gap="large")
+chart.plotly_chart(charts.reliability_diagram(before, after))
+with figures:
+    st.metric("Calibration error before", f"{before.error:.2%}")
+    st.metric(
+        "Calibration error after",
+        f"{after.error:.2%}",
+        delta=f"{after.error - before.error:+.2%}",
+        delta_color="inverse",
+        help="The expected calibration error: how far, on average over the test answers, the confidence "
+        "is from the share of answers of that confidence that are right.",
+    )
+    st.metric("Temperature", f"{temperature:.3g}", help="The model's logits are divided by it.")
+    st.caption(
+        f"The probabilities were calibrated by temperature scaling on the {record.settings.validation_size:,} "
+        "training images held out for validation, then checked here on the test set. "
+        if record
+        else ""
+    )
+    st.caption(
+        f"Answers below {calibration.UNSURE_BELOW:.0%} confidence are marked unsure: "
+        f"{unsure.mean():.1%} of the test answers, of which {formats.percent(_right(result, unsure))} are right "
+        f"(against {formats.percent(_right(result, ~unsure))} of the others)."
+    )
 
 st.subheader("Misclassified test images")
 left, right = st.columns(2)
