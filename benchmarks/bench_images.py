@@ -97,7 +97,8 @@ def _realistic_digits():
 
 
 def accuracy(seeds: list[int], with_cnn: bool) -> None:
-    from mnist_model import TrainingSettings, load_mnist, train
+    from mnist_model import TrainingSettings, calibration, load_mnist, train
+    from mnist_model.evaluation import evaluate
 
     realistic = _realistic_digits()
     samples = [sample for seed in seeds for sample in realistic.realistic_set(300, seed=seed)]
@@ -135,9 +136,12 @@ def accuracy(seeds: list[int], with_cnn: bool) -> None:
         f"{style:>16}" for style in realistic.STYLES
     )
     print(header)
+    confidence_rows, kind_rows = [], []
+    kinds = np.array([sample.kind for sample in samples])
     for name, settings in candidates.items():
         run = train(settings, data=data)
-        predicted = run.model.predict(preprocessed, verbose=0).argmax(axis=1)
+        probabilities = run.model.predict(preprocessed, verbose=0)
+        predicted = probabilities.argmax(axis=1)
         naive_predicted = run.model.predict(naive, verbose=0).argmax(axis=1)
         correct = predicted == labels
         by_style = "  ".join(f"{correct[styles == style].mean():>16.1%}" for style in realistic.STYLES)
@@ -145,6 +149,60 @@ def accuracy(seeds: list[int], with_cnn: bool) -> None:
             f"{name:<18} {run.test_accuracy:>10.2%} {correct.mean():>10.1%} "
             f"{(naive_predicted == labels).mean():>13.1%}  {by_style}"
         )
+        confidence_rows.append((name, run, probabilities.max(axis=1), correct))
+        kind_rows.append(
+            f"{name:<26} {correct[kinds == 'digit'].mean():>8.1%}  "
+            + "  ".join(f"{correct[kinds == kind].mean():>12.1%}" for kind in realistic.HARD_KINDS)
+        )
+    print(f"\nBy kind: {'other':>21}  " + "  ".join(f"{kind:>12}" for kind in realistic.HARD_KINDS))
+    counts = [f"({(kinds == kind).sum()})" for kind in ("digit", *realistic.HARD_KINDS)]
+    print(f"{'images':<26} {counts[0]:>8}  " + "  ".join(f"{count:>12}" for count in counts[1:]))
+    for row in kind_rows:
+        print(row)
+    print(
+        f"\nConfidence (calibration error: test set before / after; realistic set after; answers below "
+        f"{calibration.UNSURE_BELOW:.0%} are unsure)"
+    )
+    columns = f"{'T':>5} {'test ECE':>15} {'real ECE':>9} {'unsure':>7} {'right if unsure':>16} {'if sure':>8}"
+    print(f"{'model':<26} {columns}")
+    robust, on_test = {}, {}
+    for name, run, confidence, correct in confidence_rows:
+        result = evaluate(run.model, data.test_images, data.test_labels)
+        before, after = result.reliability(run.temperature)
+        right = result.predictions == result.labels
+        on_test[name] = []
+        for line in (calibration.UNSURE_BELOW, 0.9):
+            below = result.confidence < line
+            share, sure = f"{below.mean():.1%}", f"{right[~below].mean():.2%}"
+            on_test[name].append(f"below {line:.0%} {share} (right {right[below].mean():.0%} against {sure})")
+        real = calibration.reliability(confidence, correct)
+        unsure = confidence < calibration.UNSURE_BELOW
+        print(
+            f"{name:<26} {run.temperature:>5.2f} {before.error:>7.2%} / {after.error:.2%} {real.error:>9.2%} "
+            f"{unsure.mean():>7.1%} {correct[unsure].mean() if unsure.any() else float('nan'):>16.1%} "
+            f"{correct[~unsure].mean():>8.1%}"
+        )
+        robust[name] = _temperature_without_costliest(run, data, 10)
+    print(
+        "T fitted without the 10 costliest validation images: " + ", ".join(f"{n} {t:.2f}" for n, t in robust.items())
+    )
+    for name, shares in on_test.items():
+        print(f"test answers of {name}: " + "; ".join(shares))
+
+
+def _temperature_without_costliest(run, data, count: int) -> float:
+    """The temperature fitted on the run's validation split less its ``count`` costliest images."""
+    from mnist_model import calibration
+    from mnist_model.evaluation import predict_probabilities
+    from mnist_model.training import validation_split
+
+    held_out, _ = validation_split(run.settings, len(data.train_images))
+    labels = data.train_labels[held_out].astype(np.int64)
+    raw = calibration.uncalibrated(predict_probabilities(run.model, data.train_images[held_out]), run.temperature)
+    logits = np.log(np.clip(raw, 1e-300, 1.0))
+    loss = -logits[np.arange(len(labels)), labels]
+    keep = np.argsort(loss)[:-count]
+    return calibration.fit_temperature(logits[keep], labels[keep])
 
 
 def numbers(seeds: list[int], with_cnn: bool) -> None:

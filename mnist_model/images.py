@@ -55,6 +55,13 @@ MIN_CONTRAST = 0.08
 MIN_STROKE_WIDTH = 2.0
 MAX_STROKE_WIDTH = 4.4
 TARGET_STROKE_WIDTH = 2.5
+# An outlined (hollow) glyph encloses its own body: a hole that is long and narrow, as a stroke is,
+# unlike the round counters of 0, 4, 6, 8 and 9. A hole at least this many times longer than wide
+# (its area over its width squared), covering at least this share of the glyph's box and at least
+# half as wide as the ink lines, is filled. On the generated test sets of seeds 0 to 5 this fills 86
+# of 91 outlined digits, 1 of 1,396 ordinary ones and 1 of 240 numbers.
+OUTLINE_BODY_ELONGATION = 6.0
+OUTLINE_BODY_SHARE = 0.1
 # Connected components are found on a grid of at most this many cells along the long side.
 COMPONENT_GRID = 48
 # Numbers are segmented on a finer grid (cells across the long side), so that the narrow gaps
@@ -749,6 +756,39 @@ def _stroke_width(mask: np.ndarray) -> float:
     return 2 * area / max(area - int(interior.sum()), 1)
 
 
+def _outline_body(mask: np.ndarray) -> np.ndarray:
+    """The holes of a boolean (h, w) glyph that are the body of an outlined digit (see
+    OUTLINE_BODY_ELONGATION): a boolean (h, w) mask, empty for an ordinary digit.
+
+    The holes are measured at half resolution, which is four times cheaper and still resolves the
+    narrowest body (about 2 pixels wide there)."""
+    height, width = mask.shape
+    half = _resize(mask.astype(np.float32), max(1, width // 2), max(1, height // 2)) > 0.35
+    labels, count = _components(np.pad(~half, 1, constant_values=True))
+    outside, labels = labels[0, 0], labels[1:-1, 1:-1]
+    ink_width = _stroke_width(half)
+    body = np.zeros_like(half)
+    for label in range(1, count + 1):
+        if label == outside:
+            continue
+        hole = labels == label
+        area = int(hole.sum())
+        if area < OUTLINE_BODY_SHARE * half.size:
+            continue
+        # Its width: one more than twice the erosions it takes to vanish.
+        erosions, eroded = 0, _tight_crop(hole)
+        while eroded.any():
+            eroded = _repeat_3x3(eroded, np.minimum, 1)
+            erosions += 1
+        hole_width = 2 * erosions - 1
+        if area >= OUTLINE_BODY_ELONGATION * hole_width**2 and hole_width >= ink_width / 2:
+            body |= hole
+    if not body.any():
+        return np.zeros_like(mask)
+    # Back at full resolution, grown by two pixels to meet the outline's lines, never over them.
+    return _repeat_3x3(_resize(body.astype(np.float32), width, height) > 0.5, np.maximum, 2) & ~mask
+
+
 def _repeat_3x3(values: np.ndarray, combine: np.ufunc, times: int) -> np.ndarray:
     """Apply a 3x3 maximum (dilation) or minimum (erosion) filter ``times`` times."""
     for _ in range(times):
@@ -770,6 +810,10 @@ def _to_mnist(cropped: np.ndarray, notes: list[str]) -> np.ndarray:
     # Stroke width is judged and corrected at four times the final scale, where one 3x3 dilation
     # widens a stroke by half a final pixel.
     work = _resize(cropped, max(1, round(width * 4 * scale)), max(1, round(height * 4 * scale)))
+    body = _outline_body(work > 0.5)
+    if body.any():
+        work = np.where(body, 1.0, work)
+        notes.append("filled an outlined (hollow) digit")
     width_now = _stroke_width(work > 0.5) / 4
     if width_now < MIN_STROKE_WIDTH:
         steps = min(6, round((TARGET_STROKE_WIDTH - width_now) * 2))

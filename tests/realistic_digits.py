@@ -66,6 +66,9 @@ HANDWRITING_FONTS = (
     "KaushanScript-Regular.otf",
 )
 STYLES = ("printed", "handwriting font", "drawn strokes", "canvas", "low-res scan")
+# The kinds of image that real uploads are misread on, mixed into the styles above: printed digits
+# outlined (hollow) or very bold, canvas digits drawn with a very thin pen, scans blurred and tiny.
+HARD_KINDS = ("outlined", "bold", "thin strokes", "blurry scan")
 # How a file is written: (Pillow format, mode, extra), cycled through so every one is used.
 OPAQUE_ENCODINGS = (
     ("PNG", "L", ""),
@@ -129,6 +132,8 @@ def _installed_fonts() -> dict[str, Path]:
 def realistic_set(count: int = 300, seed: int = 0) -> list[Sample]:
     """``count`` samples, labels 0-9 in turn, styles mixed in fixed proportions; the same for a seed."""
     rng = np.random.default_rng(seed)
+    # The hard kinds are chosen from a stream of their own, so the other images stay as they were.
+    hard = np.random.default_rng([seed, 1])
     printed = font_paths(PRINTED_FONTS)
     handwriting = font_paths(HANDWRITING_FONTS)
     # Large photos are slow to make; a handful show that phone-size images work.
@@ -138,11 +143,20 @@ def realistic_set(count: int = 300, seed: int = 0) -> list[Sample]:
     for index in range(count):
         label = index % 10
         style = STYLES[(index // 10) % len(STYLES)]
+        draw, weight, blur = hard.random(), hard.uniform(0.03, 0.07), hard.uniform(0.5, 1.0)
+        kind = "digit"
+        if style == "printed" and draw < 0.5:
+            kind = "outlined" if draw < 0.25 else "bold"
+        elif (style == "canvas" and draw < 0.3) or (style == "low-res scan" and draw < 0.35):
+            kind = "thin strokes" if style == "canvas" else "blurry scan"
         if style == "canvas":
             as_array = index % 3 == 0
-            canvas_or_rgba = _canvas_digit(label, rng, transparent=None if as_array else rng.random() < 0.7)
+            canvas_or_rgba = _canvas_digit(
+                label, rng, transparent=None if as_array else rng.random() < 0.7, thin=kind == "thin strokes"
+            )
             if as_array:
-                samples.append(Sample(f"{index:03d}-canvas-array-{label}", label, style, canvas=canvas_or_rgba))
+                name = f"{index:03d}-canvas-array-{label}" + ("-thin" if kind != "digit" else "")
+                samples.append(Sample(name, label, style, canvas=canvas_or_rgba, kind=kind))
                 continue
             encoding = TRANSPARENT_ENCODINGS[transparent_turn % len(TRANSPARENT_ENCODINGS)]
             transparent_turn += 1
@@ -152,7 +166,8 @@ def realistic_set(count: int = 300, seed: int = 0) -> list[Sample]:
             encoding = ("JPEG", "RGB", "exif") if large else OPAQUE_ENCODINGS[opaque_turn % len(OPAQUE_ENCODINGS)]
             opaque_turn += not large
             if style == "printed":
-                coverage = _font_digit(label, printed, rng)
+                outline, bold = (weight if kind == "outlined" else 0), (weight if kind == "bold" else 0)
+                coverage = _font_digit(label, printed, rng, outline=outline, bold=bold)
                 image = _photograph(coverage, rng, large=large)
             elif style == "handwriting font":
                 coverage = _font_digit(label, handwriting or printed, rng)
@@ -163,11 +178,14 @@ def realistic_set(count: int = 300, seed: int = 0) -> list[Sample]:
             else:
                 fonts = handwriting or printed
                 coverage = drawn_digit(label, rng) if rng.random() < 0.5 else _font_digit(label, fonts, rng)
-                image = _scan(coverage, rng)
+                image = _scan(coverage, rng, blur=blur if kind == "blurry scan" else 0.0)
         data = _encode(image, encoding, rng)
         format_name, mode, extra = encoding
         suffix = f"{format_name.lower()}-{mode.replace(';', '')}{'-' + extra if extra else ''}"
-        samples.append(Sample(f"{index:03d}-{style.replace(' ', '-')}-{label}-{suffix}", label, style, data=data))
+        if kind != "digit":
+            suffix = f"{kind.replace(' ', '-')}-{suffix}"
+        name = f"{index:03d}-{style.replace(' ', '-')}-{label}-{suffix}"
+        samples.append(Sample(name, label, style, data=data, kind=kind))
     return samples
 
 
@@ -341,11 +359,18 @@ def _as_uint8(values: np.ndarray) -> np.ndarray:
 # Digit shapes: a coverage mask (float32, 0 = paper, 1 = ink) tightly around the digit.
 
 
-def _font_digit(label: int, fonts: list[Path], rng: np.random.Generator) -> np.ndarray:
+def _font_digit(
+    label: int, fonts: list[Path], rng: np.random.Generator, outline: float = 0.0, bold: float = 0.0
+) -> np.ndarray:
+    """A font's digit; ``outline`` draws only its outline (hollow), ``bold`` thickens it, each with a
+    line of that fraction of the font size."""
     size = int(rng.integers(60, 140))
     font = ImageFont.truetype(str(fonts[rng.integers(len(fonts))]), size) if fonts else ImageFont.load_default(size)
     canvas = Image.new("L", (size * 2, size * 2), 0)
-    ImageDraw.Draw(canvas).text((size // 2, size // 4), str(label), font=font, fill=255)
+    line = max(2, round(size * (outline or bold))) if outline or bold else 0
+    ImageDraw.Draw(canvas).text(
+        (size // 2, size // 4), str(label), font=font, fill=0 if outline else 255, stroke_width=line, stroke_fill=255
+    )
     return _tight(_warp(canvas, rng))
 
 
@@ -405,17 +430,22 @@ def _templates(label: int, variant: int) -> list[list[tuple[float, float]]]:
 
 
 def drawn_digit(
-    label: int, rng: np.random.Generator, height: int | None = None, pen: int | None = None, variant: int | None = None
+    label: int,
+    rng: np.random.Generator,
+    height: int | None = None,
+    pen: int | None = None,
+    variant: int | None = None,
+    pen_factor: float = 1.0,
 ) -> np.ndarray:
     """float32 (h, w) coverage of a digit drawn with a round pen along jittered template strokes.
 
-    height and pen (in pixels) and the writing ``variant`` (0 or 1) are random unless given. The
-    strokes are drawn at 4x and reduced, for smooth edges.
+    height and pen (in pixels) and the writing ``variant`` (0 or 1) are random unless given; a random
+    pen is scaled by ``pen_factor``. The strokes are drawn at 4x and reduced, for smooth edges.
     """
     scale = 4
     height = height or int(rng.integers(70, 130))
     width = int(height * rng.uniform(0.55, 0.85))
-    pen = pen or max(2, int(height * rng.uniform(0.06, 0.16)))
+    pen = pen or max(1, round(max(2, int(height * rng.uniform(0.06, 0.16))) * pen_factor))
     margin = pen + 4
     canvas = Image.new("L", ((width + 2 * margin) * scale, (height + 2 * margin) * scale), 0)
     draw = ImageDraw.Draw(canvas)
@@ -511,30 +541,40 @@ def _photograph(
     return image.resize((width, height), Image.Resampling.BICUBIC) if scale < 1 else image
 
 
-def _scan(coverage: np.ndarray, rng: np.random.Generator, aspect: float = 1.0) -> Image.Image:
+def _scan(coverage: np.ndarray, rng: np.random.Generator, aspect: float = 1.0, blur: float = 0.0) -> Image.Image:
     """A low-resolution greyscale scan: the digit nearly fills a small, noisy, grey image.
 
     aspect: the width over the height of what is scanned (about 1 for a digit, more for a number).
+    blur: if not 0, out of focus by that many of the scan's pixels, tiny (14 to 20 pixels high) and
+    with grey ink (at least 0.5 darker than the paper before the blur).
     """
     side = int(rng.integers(12, 40))
+    if blur:
+        side = 14 + side % 7
     width = int(side * aspect * rng.uniform(0.8, 1.3))
     scene_height, scene_width = side * 8, width * 8
     ink = _place(coverage, scene_height, scene_width, rng.uniform(0.6, 0.9), rng, fit=aspect != 1.0)
     paper = rng.uniform(0.6, 0.95)
     pen = rng.uniform(0.0, 0.3)
     scene = paper - (paper - pen) * ink
+    if blur:
+        scene = paper - (paper - min(max(pen, 0.2), paper - 0.5)) * ink
+        grey = Image.fromarray(np.clip(scene * 255 + 0.5, 0, 255).astype(np.uint8))
+        scene = np.asarray(grey.filter(ImageFilter.GaussianBlur(8 * blur)), dtype=np.float32) / 255
     small = Image.fromarray(scene.astype(np.float32)).resize((width, side), Image.Resampling.BOX)
     values = np.asarray(small) + rng.normal(0, rng.uniform(0, 0.03), (side, width))
     return Image.fromarray(np.clip(values * 255 + 0.5, 0, 255).astype(np.uint8)).convert("RGB")
 
 
-def _canvas_digit(label: int, rng: np.random.Generator, transparent: bool | None) -> np.ndarray:
+def _canvas_digit(label: int, rng: np.random.Generator, transparent: bool | None, thin: bool = False) -> np.ndarray:
     """uint8 (280, 280, 4): a digit drawn on a 280x280 canvas as streamlit-drawable-canvas returns it.
 
     transparent: strokes on a transparent background, or on an opaque one; None chooses at random.
+    thin: drawn with a pen a quarter as wide as usual (1.5 to 4% of the digit's height).
     """
     fonts = font_paths(HANDWRITING_FONTS)
-    coverage = drawn_digit(label, rng) if rng.random() < 0.7 or not fonts else _font_digit(label, fonts, rng)
+    drawn = rng.random() < 0.7 or not fonts or thin
+    coverage = drawn_digit(label, rng, pen_factor=0.25 if thin else 1.0) if drawn else _font_digit(label, fonts, rng)
     ink = _place(coverage, 280, 280, rng.uniform(0.3, 0.9), rng)
     rgba = np.zeros((280, 280, 4), dtype=np.uint8)
     if transparent is None:

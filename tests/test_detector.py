@@ -104,3 +104,12 @@ def test_most_non_digits_are_flagged(trained):
         kinds.append(sample.kind)
     by_kind = {kind: np.mean([f for f, k in zip(flagged, kinds, strict=True) if k == kind]) for kind in NON_DIGIT_KINDS}
     assert np.mean(flagged) >= MIN_NON_DIGITS_FLAGGED, by_kind
+
+
+def test_blurred_scans_of_digits_come_out_in_mnist_form(small_data):
+    scans = negatives.blurred_scans(small_data.train_images, 40, seed=3)
+    assert scans.shape == (40, 28, 28) and scans.dtype == np.uint8
+    for scan in scans:
+        rows, columns = np.flatnonzero(scan.max(axis=1) > 0), np.flatnonzero(scan.max(axis=0) > 0)
+        assert scan.max() == 255 and rows[-1] - rows[0] < 21 and columns[-1] - columns[0] < 21
+    np.testing.assert_array_equal(scans, negatives.blurred_scans(small_data.train_images, 40, seed=3))

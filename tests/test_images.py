@@ -138,6 +138,39 @@ def test_thin_pen_strokes_are_thickened_to_mnist_width():
     assert 2.0 <= stroke_width(result.final) <= 4.0
 
 
+def outlined(coverage: np.ndarray, body: int = 13, line: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """A bold copy of a digit's coverage (its strokes grown by ``body`` - 1 pixels), and the outline of
+    that copy, drawn with lines ``line`` pixels wide: the same digit, solid and hollow."""
+    glyph = Image.fromarray(np.round(np.pad(coverage, body) * 255).astype(np.uint8))
+    bold = glyph.filter(ImageFilter.MaxFilter(body))
+    inside = bold.filter(ImageFilter.MinFilter(2 * line + 1))
+    solid = np.asarray(bold, np.float32) / 255
+    return solid, solid - np.asarray(inside, np.float32) / 255
+
+
+def test_an_outlined_digit_is_filled_and_reads_like_the_solid_one():
+    solid, hollow = outlined(seven(height=160, pen=10))
+    filled = preprocess_canvas(canvas_of(hollow))
+    assert "filled an outlined (hollow) digit" in filled.notes
+    assert similarity(filled.final, preprocess_canvas(canvas_of(solid)).final) > 0.9
+
+
+def test_an_outlined_zero_is_filled_around_its_counter():
+    solid, hollow = outlined(drawn_digit(0, np.random.default_rng(0), height=160, pen=10, variant=0))
+    filled = preprocess_canvas(canvas_of(hollow))
+    assert "filled an outlined (hollow) digit" in filled.notes
+    assert similarity(filled.final, preprocess_canvas(canvas_of(solid)).final) > 0.9
+    assert filled.final[13:16, 13:16].max() < 64  # the counter, about the centre of mass, stays open
+
+
+@pytest.mark.parametrize("digit", [0, 4, 6, 8, 9])
+@pytest.mark.parametrize("pen", [4, 12])
+def test_the_counters_of_ordinary_digits_are_never_filled(digit, pen):
+    for variant in (0, 1):
+        coverage = drawn_digit(digit, np.random.default_rng(digit), height=160, pen=pen, variant=variant)
+        assert not any("outlined" in note for note in preprocess_canvas(canvas_of(coverage)).notes)
+
+
 # Polarity and paper
 
 
