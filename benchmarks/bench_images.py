@@ -104,14 +104,12 @@ def accuracy(seeds: list[int], with_cnn: bool) -> None:
     samples = [sample for seed in seeds for sample in realistic.realistic_set(300, seed=seed)]
     labels = np.array([sample.label for sample in samples])
     styles = np.array([sample.style for sample in samples])
-    preprocessed = np.stack(
-        [
-            preprocess_canvas(sample.canvas).model_input
-            if sample.canvas is not None
-            else preprocess_file(sample.data).model_input
-            for sample in samples
-        ]
-    )
+    prepared = [
+        preprocess_canvas(sample.canvas) if sample.canvas is not None else preprocess_file(sample.data)
+        for sample in samples
+    ]
+    preprocessed = np.stack([result.model_input for result in prepared])
+    filled = np.array([any("outlined" in note for note in result.notes) for result in prepared])
     naive = np.stack(
         [
             np.asarray(
@@ -157,6 +155,8 @@ def accuracy(seeds: list[int], with_cnn: bool) -> None:
     print(f"\nBy kind: {'other':>21}  " + "  ".join(f"{kind:>12}" for kind in realistic.HARD_KINDS))
     counts = [f"({(kinds == kind).sum()})" for kind in ("digit", *realistic.HARD_KINDS)]
     print(f"{'images':<26} {counts[0]:>8}  " + "  ".join(f"{count:>12}" for count in counts[1:]))
+    fills = [str(int(filled[kinds == kind].sum())) for kind in ("digit", *realistic.HARD_KINDS)]
+    print(f"{'filled as outlines':<26} {fills[0]:>8}  " + "  ".join(f"{count:>12}" for count in fills[1:]))
     for row in kind_rows:
         print(row)
     print(
@@ -226,7 +226,8 @@ def numbers(seeds: list[int], with_cnn: bool) -> None:
     print(
         f"\nNumbers: {len(samples)} images of 2-4 digits (seeds {', '.join(map(str, seeds))}), "
         f"{per_image_ms:.0f} ms each to preprocess; {taken_for_numbers} of {len(singles)} one-digit images "
-        "taken for numbers"
+        f"taken for numbers; {sum(any('outlined' in note for note in result.notes) for result in prepared)} "
+        "numbers filled as outlines"
     )
     print(f"{'':<26} {'all':>6}  " + "  ".join(f"{style:>16}" for style in realistic.STYLES))
 
