@@ -22,7 +22,7 @@ from streamlit.testing.v1 import AppTest
 import mnist_model
 import mnist_model.engine
 from dashboard import formats, state
-from mnist_model import images
+from mnist_model import calibration, images
 
 pytestmark = pytest.mark.integration
 
@@ -182,6 +182,18 @@ def test_predict_shows_what_the_model_predicts_for_a_test_index(app: AppTest, tr
         digit, _, _ = predictor.predict_digit(data.test_images[index])
         assert metric(app, "Predicted digit") == str(digit)
         assert metric(app, "True label") == str(data.test_labels[index])
+
+
+def test_an_answer_below_the_threshold_is_marked_unsure_and_a_sure_one_is_not(app: AppTest, trained) -> None:
+    data = mnist_model.load_mnist()
+    confidence = mnist_model.evaluate(trained.model, data.test_images, data.test_labels).confidence
+    open_page(app, "predict")
+    for index in (int(np.argmin(confidence)), int(np.argmax(confidence))):
+        app.number_input[0].set_value(index).run()
+        [shown] = [item for item in app.metric if item.label == "Confidence"]
+        assert shown.value == f"{confidence[index]:.1%}"
+        assert (shown.delta or None) == ("unsure" if confidence[index] < calibration.UNSURE_BELOW else None)
+    assert confidence.min() < calibration.UNSURE_BELOW <= confidence.max()
 
 
 def test_test_index_survives_a_page_switch(app: AppTest) -> None:
