@@ -169,18 +169,17 @@ def accuracy(seeds: list[int], with_cnn: bool) -> None:
     for name, run, confidence, correct in confidence_rows:
         result = evaluate(run.model, data.test_images, data.test_labels)
         before, after = result.reliability(run.temperature)
-        right = result.predictions == result.labels
         on_test[name] = []
         for line in (calibration.UNSURE_BELOW, 0.9):
-            below = result.confidence < line
-            share, sure = f"{below.mean():.1%}", f"{right[~below].mean():.2%}"
-            on_test[name].append(f"below {line:.0%} {share} (right {right[below].mean():.0%} against {sure})")
+            part = result.unsure_split(line)
+            on_test[name].append(
+                f"below {line:.0%} {part.below:.1%} (right {part.right_below:.0%} against {part.right_above:.2%})"
+            )
         real = calibration.reliability(confidence, correct)
-        unsure = confidence < calibration.UNSURE_BELOW
+        unsure = calibration.split(confidence, correct)
         print(
             f"{name:<26} {run.temperature:>5.2f} {before.error:>7.2%} / {after.error:.2%} {real.error:>9.2%} "
-            f"{unsure.mean():>7.1%} {correct[unsure].mean() if unsure.any() else float('nan'):>16.1%} "
-            f"{correct[~unsure].mean():>8.1%}"
+            f"{unsure.below:>7.1%} {unsure.right_below:>16.1%} {unsure.right_above:>8.1%}"
         )
         robust[name] = _temperature_without_costliest(run, data, 10)
     print(

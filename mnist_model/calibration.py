@@ -107,6 +107,28 @@ def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = BINS) -
     return Reliability(edges, counts, mean_confidence, accuracy, error)
 
 
+@dataclass(frozen=True)
+class Split:
+    """Answers divided at a confidence line: the share below it, and the share right of those below
+    and of those at or above it (NaN where there are none)."""
+
+    below: float
+    right_below: float
+    right_above: float
+
+
+def split(confidence: np.ndarray, correct: np.ndarray, line: float = UNSURE_BELOW) -> Split:
+    """How answers of ``confidence`` (n,) and ``correct`` (n,) bool fare below and above ``line``."""
+    confidence = np.asarray(confidence, np.float64)
+    correct = np.asarray(correct, bool)
+    below = confidence < line
+
+    def right(chosen: np.ndarray) -> float:
+        return float(correct[chosen].mean()) if chosen.any() else math.nan
+
+    return Split(float(below.mean()) if len(below) else math.nan, right(below), right(~below))
+
+
 def unsure(confidence: float) -> bool:
     """Whether an answer of this calibrated confidence should be shown as unsure."""
     return confidence < UNSURE_BELOW

@@ -153,7 +153,7 @@ def _evaluate(arguments) -> int:
                 "temperature": run.temperature,
                 "error_before": before.error,
                 "error_after": after.error,
-                "unsure": float(np.mean(evaluation.confidence < calibration.UNSURE_BELOW)),
+                "unsure": evaluation.unsure_split().below,
             },
         }
         print(json.dumps(result))

@@ -53,6 +53,10 @@ class Evaluation:
         before = calibration.reliability(raw[np.arange(len(raw)), self.predictions], correct)
         return before, calibration.reliability(self.confidence, correct)
 
+    def unsure_split(self, line: float = calibration.UNSURE_BELOW) -> calibration.Split:
+        """The answers below ``line`` (unsure) and above it: their share and how many are right."""
+        return calibration.split(self.confidence, self.predictions == self.labels, line)
+
     def per_class_rows(self) -> list[dict]:
         return [
             {

@@ -78,3 +78,9 @@ def test_calibrate_folds_the_temperature_into_the_last_layer(small_data):
         return calibration.negative_log_likelihood(np.log(np.clip(probabilities, 1e-30, 1)), labels)
 
     assert loss(after) <= loss(before)
+
+
+def test_split_at_the_line_counts_the_answers_below_and_how_many_are_right():
+    result = calibration.split(np.array([0.5, 0.7, 0.9, 0.95]), np.array([False, True, True, True]), line=0.8)
+    assert (result.below, result.right_below, result.right_above) == (0.5, 0.5, 1.0)
+    assert np.isnan(calibration.split(np.array([0.9]), np.array([True])).right_below)

@@ -18,11 +18,6 @@ def choose_cell() -> None:
         st.session_state["gallery_predicted"] = int(points[0]["x"])
 
 
-def _right(result, chosen) -> float:
-    """The share of the chosen test answers that are right (0 when none is chosen)."""
-    return float((result.predictions == result.labels)[chosen].mean()) if chosen.any() else 0.0
-
-
 st.title("Evaluation")
 key = ui.require_run()
 result = state.evaluation(key)
@@ -60,7 +55,7 @@ st.subheader("How far the confidence can be trusted")
 record = state.record_for(state.selected_settings())
 temperature = record.temperature if record else 1.0
 before, after = result.reliability(temperature)
-unsure = result.confidence < calibration.UNSURE_BELOW
+unsure = result.unsure_split()
 chart, figures = st.columns([3, 2], gap="large")
 chart.plotly_chart(charts.reliability_diagram(before, after))
 with figures:
@@ -82,8 +77,8 @@ with figures:
     )
     st.caption(
         f"Answers below {calibration.UNSURE_BELOW:.0%} confidence are marked unsure: "
-        f"{unsure.mean():.1%} of the test answers, of which {formats.percent(_right(result, unsure))} are right "
-        f"(against {formats.percent(_right(result, ~unsure))} of the others)."
+        f"{unsure.below:.1%} of the test answers, of which {formats.percent(unsure.right_below)} are right "
+        f"(against {formats.percent(unsure.right_above)} of the others)."
     )
 
 st.subheader("Misclassified test images")
