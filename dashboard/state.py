@@ -28,7 +28,7 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from mnist_model import artifacts
+from mnist_model import artifacts, images
 from mnist_model.engine import ADDRESS_ENV, Engine, EngineError
 from mnist_model.records import JobStatus
 from mnist_model.settings import TrainingSettings
@@ -221,10 +221,21 @@ def predictions_csv(key: str) -> bytes:
     return buffer.getvalue().encode()
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
 def prepared_upload(data: bytes, name: str):
-    """An upload brought into MNIST form by the engine, once per file. Raises ImageError."""
-    return engine().prepare_file(data, name)
+    """An upload brought into MNIST form by the engine, once per file: a page's reruns reuse the
+    answer, a refusal included. Raises ImageError."""
+    prepared, refusal = _prepared_upload(data, name)
+    if refusal is not None:
+        raise images.ImageError(refusal)
+    return prepared
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _prepared_upload(data: bytes, name: str):
+    try:
+        return engine().prepare_file(data, name), None
+    except images.ImageError as error:
+        return None, str(error)
 
 
 def predict(settings: TrainingSettings, model_input: np.ndarray) -> np.ndarray:

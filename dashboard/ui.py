@@ -35,6 +35,11 @@ def literal(text: object) -> str:
     return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", str(text))
 
 
+def visitor_message(error: Exception) -> str:
+    """What a page says of an engine or data error: never a file of the server (the log has those)."""
+    return error.public if isinstance(error, DataError) else str(error)
+
+
 def require_engine() -> Engine:
     """The engine, or stop the page: with progress while it starts, or with why it could not."""
     try:
@@ -62,7 +67,7 @@ def require_data() -> None:
     try:
         state.test_set()
     except DataError as error:
-        st.error(f"**MNIST could not be loaded.** {literal(error)}")
+        st.error(f"**MNIST could not be loaded.** {literal(error.public)}")
         st.stop()
 
 
@@ -99,7 +104,7 @@ def submit_or_explain(settings: TrainingSettings, owner: str | None) -> JobStatu
         st.warning(literal(error))
         st.stop()
     except (EngineError, DataError) as error:
-        st.error(literal(error))
+        st.error(literal(visitor_message(error)))
         st.stop()
 
 
@@ -144,7 +149,7 @@ def _retry(settings: TrainingSettings, owner: str | None) -> None:
     try:
         state.engine().submit(settings, owner=owner)
     except (EngineError, DataError) as error:
-        st.toast(literal(error))
+        st.toast(literal(visitor_message(error)))
 
 
 def _stop(job_id: str) -> None:

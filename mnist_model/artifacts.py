@@ -289,7 +289,14 @@ def check_model_file(source: Path | BinaryIO, *, label: str | None = None) -> No
         raise UnsafeModelError(f"{path} is not a readable Keras model file ({error})") from error
     for node in _config_nodes(config):
         module, class_name = node.get("module"), node.get("class_name")
-        if module is not None and module not in ALLOWED_MODULES:
+        # Keras writes a module for every object this package builds; a node without one (such as
+        # {"class_name": "__lambda__"}, a serialised Python function) would be resolved by Keras alone.
+        if module is None:
+            raise UnsafeModelError(
+                f"{path} contains a {class_name!r} object that names no module; only objects of these Keras "
+                f"modules are allowed: {', '.join(sorted(ALLOWED_MODULES))}"
+            )
+        if module not in ALLOWED_MODULES:
             raise UnsafeModelError(
                 f"{path} refers to module {module!r}; only these Keras modules are allowed: "
                 f"{', '.join(sorted(ALLOWED_MODULES))}"

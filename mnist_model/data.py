@@ -42,7 +42,18 @@ _HOW_TO_SUPPLY = (
 
 
 class DataError(Exception):
-    """MNIST could not be found or what was found is not MNIST; the message says which and why."""
+    """MNIST could not be found or what was found is not MNIST; the message says which and why.
+
+    The message names files on the machine that loads the data; :attr:`public` is what a visitor
+    of a server is told instead.
+    """
+
+    public = (
+        "The server has no usable copy of the MNIST data (it is missing, unreadable or not MNIST), so no model "
+        f"can be trained or evaluated. Whoever runs the server can point {config.DATA_ENV} at a copy of "
+        "mnist.npz, or at a folder of its IDX files, and restart it; the server log names the file and what "
+        "was wrong."
+    )
 
 
 @dataclass(frozen=True)

@@ -149,9 +149,10 @@ class Engine:
                 ray.init(address=address, namespace=NAMESPACE, runtime_env=runtime_env, logging_level=logging.WARNING)
             except (ConnectionError, RuntimeError, ValueError) as error:
                 log.error("cannot connect to the Ray cluster at %s: %s", address, error)
+                # The address is the server's own business: the log has it, the message does not.
                 raise EngineError(
-                    f"The Ray cluster at {address} cannot be reached. Check that it is running, or unset "
-                    f"{ADDRESS_ENV} to use a local one."
+                    f"The Ray cluster that {ADDRESS_ENV} names cannot be reached; the server log has its address. "
+                    f"Check that it is running, or unset {ADDRESS_ENV} to use a local one."
                 ) from None
         coordinator = _shared_actor(workers.Coordinator, "coordinator", max_concurrency=64, resources=HEAD_NODE)
         coordinator = coordinator.remote(engine_settings)

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from mnist_model.data import IMAGE_SIZE
 
@@ -42,6 +43,19 @@ MIN_SIDE = 8
 MAX_ASPECT_RATIO = 10.0
 # Images are worked on (and ``decoded`` is returned) with their long side at most this many pixels.
 WORK_SIDE = 512
+# The decoder's cost is bounded before it starts, from the file's header and markers alone: the
+# memory it needs at full size (Pillow holds 1, 2 or 4 bytes a pixel; a progressive JPEG holds
+# every DCT coefficient, 2 bytes each, until its last scan; a baseline JPEG is decoded at reduced
+# size and needs little), and the scans of a JPEG, each of which makes the decoder pass over the
+# whole image again. Progressive JPEGs from ordinary encoders have 10 scans or fewer.
+MAX_DECODE_BYTES = 96 * 2**20
+MAX_JPEG_SCANS = 100
+# Pillow's WebP reader decodes through libwebp's animation decoder, which keeps a canvas of its own:
+# 15 bytes a pixel at the peak, measured on 8-megapixel images.
+WEBP_BYTES_PER_PIXEL = 16
+# A large image is shrunk in strips of this many output rows, converted from its decoded mode on
+# the way, so that no full-size copy is made beside the decoded pixels.
+SHRINK_STRIP_ROWS = 16
 
 # MNIST fits each digit into a box this size, keeping its aspect ratio.
 DIGIT_BOX = 20
@@ -126,7 +140,8 @@ def preprocess_file(source: bytes | BinaryIO, *, name: str | None = None) -> Pre
     """
     label = name or getattr(source, "name", None) or "the file"
     data = _read_limited(source, label)
-    image, image_format, notes = _decode(data, label)
+    image, image_format, notes, orientation = _decode(data, label)
+    image = _upright(_shrink(image), orientation, notes)
     display, luminance = _to_arrays(image, notes)
     return _preprocess(display, luminance, image_format, notes, label)
 
@@ -245,8 +260,12 @@ def _bomb_error(label: str) -> ImageError:
     )
 
 
-def _decode(data: bytes, label: str) -> tuple[Image.Image, str, list[str]]:
-    """Open, check the header, decode the first frame at a useful size and undo EXIF rotation."""
+def _decode(data: bytes, label: str) -> tuple[Image.Image, str, list[str], int]:
+    """Open, check the header and the decoder's cost, and decode the first frame at a useful size.
+
+    Returns the image, its format, notes, and its EXIF orientation (1: upright), which is undone
+    once the image is small (see :func:`_upright`).
+    """
     non_image = _sniff_non_image(data)
     if non_image is not None:
         raise ImageError(f"{label} is {non_image}, not an image. {_ACCEPTED}")
@@ -265,6 +284,12 @@ def _decode(data: bytes, label: str) -> tuple[Image.Image, str, list[str]]:
     image_format = "JPEG" if image.format == "MPO" else str(image.format)
     width, height = image.size
     _check_dimensions(width, height, label)
+    if image_format == "JPEG":
+        _check_jpeg_cost(data, width, height, label)
+    else:
+        per_pixel = WEBP_BYTES_PER_PIXEL if image_format == "WEBP" else _BYTES_PER_PIXEL.get(image.mode, 4)
+        shown = {"WEBP": "WebP"}.get(image_format, image_format)
+        _check_decode_memory(width * height * per_pixel, f"{shown} image", label)
     try:
         if image_format == "PNG":
             # verify() checks chunk checksums, which decoding alone does not; it needs a fresh file.
@@ -282,14 +307,151 @@ def _decode(data: bytes, label: str) -> tuple[Image.Image, str, list[str]]:
                     notes.append(f"decoded at reduced size {image.size[0]}x{image.size[1]} from {width}x{height}")
         image.load()
         orientation = image.getexif().get(0x0112, 1)
-        if orientation != 1:
-            image = ImageOps.exif_transpose(image)
-            notes.append(f"rotated upright as its EXIF orientation ({orientation}) says")
     except Image.DecompressionBombError as error:
         raise _bomb_error(label) from error
     except Exception as error:
         raise ImageError(f"{label} is a damaged or truncated {image_format} file ({error}). {_ACCEPTED}") from error
-    return image, image_format, notes
+    return image, image_format, notes, orientation if orientation in _ORIENTATIONS else 1
+
+
+# Pillow's bytes per pixel for the modes its decoders produce (every other mode takes 4).
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+# A JPEG marker: 0xFF, then a byte that is not stuffing (0x00), a restart marker or fill (0xFF).
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+# Start-of-frame markers (every 0xC0 to 0xCF but DHT, JPG and DAC), and the progressive ones.
+_JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_JPEG_PROGRESSIVE = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
+_JPEG_SOS, _JPEG_EOI = 0xDA, 0xD9
+
+
+def _check_decode_memory(needed: int, what: str, label: str) -> None:
+    if needed > MAX_DECODE_BYTES:
+        raise ImageError(
+            f"{label} is a {what} that would take {needed / 2**20:.0f} MB to decode, over the limit of "
+            f"{MAX_DECODE_BYTES // 2**20} MB; it was not decoded. Save it smaller (a digit needs no more than "
+            f"a few hundred pixels a side), or as an ordinary JPEG. {_ACCEPTED}"
+        )
+
+
+def _check_jpeg_cost(data: bytes, width: int, height: int, label: str) -> None:
+    """Refuse a JPEG whose scans or coefficient memory would make decoding it costly, before decoding."""
+    scans, progressive, blocks = _jpeg_layout(data, MAX_JPEG_SCANS)
+    if scans > MAX_JPEG_SCANS:
+        raise ImageError(
+            f"{label} is a JPEG of more than {MAX_JPEG_SCANS} scans (ordinary progressive JPEGs have about "
+            f"10); it was not decoded, since every scan makes the decoder go over the whole image again. "
+            f"{_ACCEPTED}"
+        )
+    if progressive:
+        # libjpeg keeps every coefficient of a progressive image, 64 of 2 bytes in each 8x8 block.
+        _check_decode_memory(blocks * 128 or width * height * 6, f"progressive JPEG of {width}x{height} pixels", label)
+
+
+def _jpeg_layout(data: bytes, scan_limit: int) -> tuple[int, bool, int]:
+    """From a JPEG's markers alone: its scans (counted up to one past ``scan_limit``), whether its
+    frame is progressive, and its frame's 8x8 blocks over all components (0 if no frame was read).
+
+    Marker segments are skipped by their stated length, so pictures inside them (an EXIF
+    thumbnail) are not counted; entropy-coded data is skipped to the next real marker.
+    """
+    scans, progressive, blocks = 0, False, 0
+    position = 2  # after the start-of-image marker
+    while scans <= scan_limit:
+        found = _JPEG_MARKER.search(data, position)
+        if found is None:
+            break
+        position = found.start()
+        marker = data[position + 1]
+        if marker == _JPEG_EOI:
+            break
+        if marker == 0x01:  # TEM: no length
+            position += 2
+            continue
+        length = int.from_bytes(data[position + 2 : position + 4], "big")
+        if marker in _JPEG_FRAMES:
+            progressive |= marker in _JPEG_PROGRESSIVE
+            blocks = _jpeg_frame_blocks(data[position + 4 : position + 2 + length])
+        elif marker == _JPEG_SOS:
+            scans += 1
+        position += 2 + max(length, 2)
+    return scans, progressive, blocks
+
+
+def _jpeg_frame_blocks(frame: bytes) -> int:
+    """The 8x8 blocks of a start-of-frame segment's components, each at its own sampling."""
+    if len(frame) < 6:
+        return 0
+    height, width, count = int.from_bytes(frame[1:3], "big"), int.from_bytes(frame[3:5], "big"), frame[5]
+    sampling = [(frame[6 + 3 * i + 1] >> 4, frame[6 + 3 * i + 1] & 15) for i in range(count) if 8 + 3 * i < len(frame)]
+    if not sampling:
+        return 0
+    most_h = max(max(h for h, _ in sampling), 1)
+    most_v = max(max(v for _, v in sampling), 1)
+    return sum(
+        math.ceil(math.ceil(width * h / most_h) / 8) * math.ceil(math.ceil(height * v / most_v) / 8)
+        for h, v in sampling
+    )
+
+
+# The modes a strip is converted to before it is reduced, where the decoded mode cannot be reduced
+# as it is (palette indices and 1-bit pixels cannot be averaged, 16-bit grey has no reducer) or should
+# be premultiplied by its alpha first, as Pillow's own resizing does; and the mode the result is given.
+_SHRINK_MODES = {
+    "1": ("L", "L"),
+    "P": ("RGB", "RGB"),
+    "PA": ("RGBa", "RGBA"),
+    "LA": ("La", "LA"),
+    "RGBA": ("RGBa", "RGBA"),
+    "I;16": ("I", "I;16"),
+    "I;16L": ("I", "I;16"),
+    "I;16B": ("I", "I;16"),
+    "I;16N": ("I", "I;16"),
+}
+_REDUCIBLE = frozenset({"L", "RGB", "CMYK", "I", "F"})
+# EXIF orientations and the transposition that makes each upright.
+_ORIENTATIONS = {
+    1: None,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _shrink(image: Image.Image) -> Image.Image:
+    """Reduce a large image by a whole factor, leaving at least twice the working size for the final
+    resize (as Pillow's ``reducing_gap=2`` does), strip by strip, so that the decoded pixels are
+    never copied at full size. A small image is returned as it is."""
+    factor = max(image.size) // (2 * WORK_SIDE)
+    if factor < 2:
+        return image
+    if image.mode in _REDUCIBLE:
+        return image.reduce(factor)
+    if image.mode == "P" and "transparency" in image.info:
+        working, result = "RGBa", "RGBA"
+    else:
+        working, result = _SHRINK_MODES.get(image.mode, ("RGBA", "RGBA"))
+    width, height = image.size
+    small = Image.new(working, (math.ceil(width / factor), math.ceil(height / factor)))
+    rows = factor * SHRINK_STRIP_ROWS
+    for top in range(0, height, rows):
+        strip = image.crop((0, top, width, min(top + rows, height)))
+        if working == "RGBa" and strip.mode != "RGBA":
+            strip = strip.convert("RGBA")
+        small.paste(strip.convert(working).reduce(factor), (0, top // factor))
+    return small.convert(result)
+
+
+def _upright(image: Image.Image, orientation: int, notes: list[str]) -> Image.Image:
+    """Undo an EXIF orientation other than 1 (upright)."""
+    method = _ORIENTATIONS.get(orientation)
+    if method is None:
+        return image
+    notes.append(f"rotated upright as its EXIF orientation ({orientation}) says")
+    return image.transpose(method)
 
 
 def _to_arrays(image: Image.Image, notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -299,6 +461,7 @@ def _to_arrays(image: Image.Image, notes: list[str]) -> tuple[np.ndarray, np.nda
     """
     mode = image.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        # Only a small image gets here (see _shrink): the float copy costs little.
         values = np.asarray(image, dtype=np.float32)
         top = 65535.0 if mode.startswith("I;16") or values.max() > 255 else 255.0
         notes.append(f"{'16-bit' if top > 255 else 'integer'} grey scaled to 8 bits")

@@ -467,7 +467,8 @@ def _log_to_stderr() -> None:
 
 def _failure_message(cause: BaseException) -> str:
     if isinstance(cause, DataError):
-        return str(cause)
+        log.error("training found no usable MNIST: %s", cause)
+        return cause.public
     if isinstance(cause, (ValueError, FloatingPointError)):
         return f"Training failed: {cause}"
     if isinstance(cause, MemoryError):

@@ -21,8 +21,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from mnist_model import images
+
 # MNIST test images used as the digits of valid cases: index -> its label is the expected answer.
 DIGIT_INDICES = (0, 1, 2, 3, 4, 7, 11, 18)
+# The drawing canvas of the Predict page, (width, height) pixels.
+DRAWING_SIZE = (280, 280)
+# Files that cost the decoder the most memory or CPU that the limits allow, or would cost far more.
+COSTLY = "costly to decode"
 # Names that would inject markup if a page rendered them as HTML or Markdown.
 HOSTILE_NAMES = (
     "<img src=x onerror=alert(1)>.png",
@@ -37,6 +43,8 @@ class Case:
 
     expect: "refuse" (a clear message, no prediction) or "predict" (the digit ``digit``).
     browser: whether the browser share of the suite uploads it in quick mode too.
+    tags: groups it is reported in besides its own kind, e.g. "costly to decode".
+    reason: words a refusal must contain, where the reason matters (refused before decoding, say).
     """
 
     name: str
@@ -45,6 +53,8 @@ class Case:
     what: str
     digit: int | None = None
     browser: bool = False
+    tags: tuple[str, ...] = ()
+    reason: str | None = None
 
     @property
     def mime(self) -> str:
@@ -111,6 +121,14 @@ def bmp_with_size(bmp: bytes, width: int, height: int) -> bytes:
     return bmp[:18] + struct.pack("<ii", width, height) + bmp[26:]
 
 
+def jpeg_scan_bomb(side: int, scans: int) -> bytes:
+    """A blank side x side progressive grey JPEG with empty AC scans added before its end marker, until
+    it has ``scans`` in all: each is 10 bytes on disk and one more pass over the image for the decoder."""
+    jpeg = encoded(Image.new("L", (side, side), 255), "JPEG", progressive=True, quality=75)
+    extra = scans - jpeg.count(b"\xff\xda")
+    return jpeg[:-2] + b"\xff\xda\x00\x08\x01\x01\x00\x01\x3f\x00" * extra + b"\xff\xd9"
+
+
 def webp_canvas(width: int, height: int) -> bytes:
     """An extended WebP header (VP8X) claiming a width x height canvas, with no image data."""
     payload = bytes([0, 0, 0, 0]) + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
@@ -143,13 +161,46 @@ def hostile_cases(test_images: np.ndarray, test_labels: np.ndarray) -> list[Case
     )
     blank_animated = encoded(white.convert("P"), "GIF", save_all=True, append_images=[white.convert("P")], duration=200)
     over_limit = png + rng.integers(0, 256, 11 * 1024 * 1024, dtype=np.uint8).tobytes()
+    # A large digit on transparent paper: the ink is the alpha channel.
+    transparent = Image.new("LA", (3000, 3000))
+    transparent.putalpha(Image.fromarray(test_images[DIGIT_INDICES[5]]).resize((3000, 3000), Image.Resampling.BILINEAR))
+    rotated = paper_digit(test_images[DIGIT_INDICES[6]], 2400).convert("RGB").rotate(90, expand=True)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned 90 degrees clockwise, which undoes the rotation above
     tiff = encoded(digits[0], "TIFF")
 
+    costly = {
+        "bomb-1bit-20000.png",
+        "bomb-grey-7000.png",
+        "bomb-rgba-7000.png",
+        "scan-bomb.jpg",
+        "scans-at-the-limit.jpg",
+        "progressive-444-5000.jpg",
+        "bomb-16bit-7000.png",
+        "bomb-rgb-5200.png",
+        "bomb-rgba-4900.png",
+        "big-blank.webp",
+        "digit-huge.jpg",
+        "digit-16bit-huge.png",
+        "digit-palette-huge.gif",
+    }
+
+    # Refused before a pixel is decoded, for what decoding them would cost.
+    reasons = {
+        "scan-bomb.jpg": "it was not decoded",
+        "progressive-444-5000.jpg": "it was not decoded",
+        "bomb-rgb-5200.png": "it was not decoded",
+        "big-blank.webp": "it was not decoded",
+        "bomb-rgba-7000.png": "it was not decoded",
+    }
+
     def refuse(name: str, content: bytes, what: str, browser: bool = False) -> Case:
-        return Case(name, content, "refuse", what, browser=browser)
+        tags = (COSTLY,) if name in costly else ()
+        return Case(name, content, "refuse", what, browser=browser, tags=tags, reason=reasons.get(name))
 
     def predict(name: str, content: bytes, what: str, index: int, browser: bool = False) -> Case:
-        return Case(name, content, "predict", what, digit=label[index], browser=browser)
+        tags = (COSTLY,) if name in costly else ()
+        return Case(name, content, "predict", what, digit=label[index], browser=browser, tags=tags)
 
     return [
         refuse("empty.png", b"", "empty file", browser=True),
@@ -194,6 +245,25 @@ def hostile_cases(test_images: np.ndarray, test_labels: np.ndarray) -> list[Case
         refuse("blank-cmyk.jpg", encoded(Image.new("CMYK", (112, 112), (0, 0, 0, 0)), "JPEG"), "blank CMYK"),
         refuse("blank-animated.gif", blank_animated, "blank animated GIF"),
         refuse("over-10-mb.png", over_limit, "a valid PNG padded to 11 MB, over every upload limit", True),
+        refuse("scan-bomb.jpg", jpeg_scan_bomb(7000, 2000), "blank 7000x7000 progressive JPEG of 2,000 scans", True),
+        refuse(
+            "scans-at-the-limit.jpg",
+            jpeg_scan_bomb(7000, images.MAX_JPEG_SCANS),
+            f"blank 7000x7000 progressive JPEG of {images.MAX_JPEG_SCANS} scans, the most decoded",
+        ),
+        refuse(
+            "progressive-444-5000.jpg",
+            encoded(Image.new("RGB", (5000, 5000), (255, 255, 255)), "JPEG", progressive=True, subsampling=0),
+            "progressive 4:4:4 colour JPEG, 5000x5000 (143 MB of coefficients)",
+        ),
+        refuse("bomb-16bit-7000.png", png_bomb(7000, 7000, 16, 0, 14000), "uniform 7000x7000 16-bit PNG", True),
+        refuse("bomb-rgb-5200.png", png_bomb(5200, 5200, 8, 2, 15600), "blank 5200x5200 RGB PNG, over 96 MB decoded"),
+        refuse("bomb-rgba-4900.png", png_bomb(4900, 4900, 8, 6, 19600), "transparent 4900x4900 RGBA, just under"),
+        refuse(
+            "big-blank.webp",
+            encoded(Image.new("RGB", (4000, 4000), (255, 255, 255)), "WEBP", quality=10, method=0),
+            "blank 4000x4000 WebP (its decoder needs 16 bytes a pixel)",
+        ),
         refuse(HOSTILE_NAMES[0], b"<script>alert(1)</script>", "HTML in the file name", browser=True),
         refuse(HOSTILE_NAMES[1], b"", "Markdown in the file name", browser=True),
         refuse(HOSTILE_NAMES[2], rng.integers(0, 256, 512, dtype=np.uint8).tobytes(), "Streamlit markup in name", True),
@@ -209,7 +279,58 @@ def hostile_cases(test_images: np.ndarray, test_labels: np.ndarray) -> list[Case
         predict("digit.webp", encoded(digits[18], "WEBP", quality=90), "WebP digit", 18),
         predict("digit.bmp", encoded(digits[1], "BMP"), "BMP digit", 1),
         predict("digit-palette.png", encoded(digits[2].convert("P"), "PNG"), "palette PNG digit", 2),
+        predict(
+            "digit-16bit-huge.png",
+            encoded(Image.fromarray(np.asarray(paper_digit(test_images[0], 6000), np.uint16) * 257), "PNG"),
+            "16-bit grey 6000x6000 PNG digit (shrunk in strips)",
+            0,
+        ),
+        predict("digit-palette-huge.gif", encoded(paper_digit(test_images[2], 6000), "GIF"), "6000x6000 GIF digit", 2),
+        predict("digit-transparent-large.png", encoded(transparent, "PNG"), "3000x3000 ink on transparent", 7),
+        predict(
+            "digit-progressive.jpg",
+            encoded(paper_digit(test_images[3], 3000).convert("RGB"), "JPEG", progressive=True),
+            "3000x3000 progressive JPEG digit",
+            3,
+        ),
+        predict("digit-exif-rotated.jpg", encoded(rotated, "JPEG", exif=exif), "2400x2400 JPEG upright by EXIF", 11),
     ]
+
+
+def hostile_drawings(test_images: np.ndarray, test_labels: np.ndarray) -> list[Case]:
+    """What a hostile client can send as the canvas's drawing (the page takes the bytes of its PNG
+    export, which the client controls), and genuine drawings at each screen density."""
+    width, height = DRAWING_SIZE
+    index = DIGIT_INDICES[4]
+
+    def drawing(scale: int) -> bytes:
+        # The canvas draws white strokes on black; the export is RGBA at the screen's own density.
+        digit = Image.fromarray(test_images[index]).resize((width * scale, height * scale), Image.Resampling.BILINEAR)
+        return encoded(digit.convert("RGBA"), "PNG")
+
+    blank = Image.new("RGBA", DRAWING_SIZE, (0, 0, 0, 255))
+    refuse = [
+        ("drawing-empty.png", encoded(blank, "PNG"), "an empty canvas"),
+        ("drawing-wrong-size.png", encoded(Image.new("RGBA", (300, 280)), "PNG"), "300x280, not the canvas's size"),
+        ("drawing-too-dense.png", encoded(Image.new("RGBA", (1400, 1400)), "PNG"), "5 times the canvas's size"),
+        ("drawing-bomb.png", png_bomb(20000, 20000, 1, 0, 2500), "a 20000x20000 PNG bomb"),
+        ("drawing.tiff", encoded(blank.convert("RGB"), "TIFF"), "TIFF, which Pillow would decode"),
+        ("drawing.gif", encoded(blank.convert("RGB"), "GIF"), "GIF"),
+        ("drawing.jpg", encoded(blank.convert("RGB"), "JPEG"), "JPEG"),
+        ("drawing.eps", b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 280 280\n", "EPS, which would run Ghostscript"),
+        ("drawing-truncated.png", drawing(1)[:200], "a truncated PNG"),
+        ("drawing-over-1-mb.png", bytes(2 * 1024 * 1024), "2 MB of zeros"),
+        ("drawing-scan-bomb.jpg", jpeg_scan_bomb(2800, 2000), "a progressive JPEG of 2,000 scans"),
+    ]
+    # Every refusal but the empty canvas's says what a drawing must be.
+    cases = [
+        Case(name, content, "refuse", what, reason=None if name == "drawing-empty.png" else "drawing")
+        for name, content, what in refuse
+    ]
+    digit = int(test_labels[index])
+    for scale in (1, 2, 4):
+        cases.append(Case(f"drawing-x{scale}.png", drawing(scale), "predict", f"a digit at {scale}x density", digit))
+    return cases
 
 
 def write_corpus(folder: Path, cases: list[Case]) -> list[Path]:

@@ -316,6 +316,16 @@ def planted_models(scratch: Path) -> SectionResult:
         _rewrite_config(entry / "model.keras", change)
         _reseal(entry)
 
+    def module_less_function(entry: Path) -> None:
+        def change(config: dict) -> None:
+            config["config"]["layers"][-1]["config"]["activation"] = {
+                "class_name": "__lambda__",
+                "config": {"code": f"open({str(marker)!r}, 'w').write('ran')", "defaults": None, "closure": None},
+            }
+
+        _rewrite_config(entry / "model.keras", change)
+        _reseal(entry)
+
     def not_an_archive(entry: Path) -> None:
         (entry / "model.keras").write_bytes(b"\x80\x04\x95" + b"cos\nsystem\n" + bytes(64))
         _reseal(entry)
@@ -329,6 +339,7 @@ def planted_models(scratch: Path) -> SectionResult:
         ),
         "a custom registered object": registered,
         "an activation that names a built-in function": activation_function,
+        "an activation serialised as a Python function, naming no module": module_less_function,
         "a pickle instead of a Keras archive": not_an_archive,
     }
     refused = 0
@@ -431,7 +442,8 @@ def storage_dashboard(scratch: Path, page, kind: str) -> SectionResult:
 
 
 def broken_mnist(scratch: Path, page) -> SectionResult:
-    """MNIST missing or corrupt: every page says so and says how to supply it, and the server stays up."""
+    """MNIST missing or corrupt: every page says so and how to supply it, without naming the server's files
+    (the log has them), and the server stays up."""
     result = SectionResult("Faults: MNIST missing or corrupt")
     scratch.mkdir(parents=True, exist_ok=True)
     corrupt = scratch / "corrupt-mnist.npz"
@@ -459,6 +471,12 @@ def broken_mnist(scratch: Path, page) -> SectionResult:
                 result.check(
                     f"{name} MNIST, page '{page_path or '/'}': a message saying how to supply it", says_how, text[:300]
                 )
+                result.check(
+                    f"{name} MNIST, page '{page_path or '/'}': no file of the server named on the page",
+                    str(scratch) not in page.locator("body").inner_text(),
+                    text[:300],
+                )
             result.check(f"{name} MNIST: the server is still up", dash.healthy())
             result.check(f"{name} MNIST: no traceback in the log", dash.tracebacks() == 0, dash.log_text()[-1000:])
+            result.check(f"{name} MNIST: the server log names the file", str(path) in dash.log_text(), str(path))
     return result

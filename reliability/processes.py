@@ -9,6 +9,8 @@ even root cannot write there, and nothing outside that server sees the mount.
 
 from __future__ import annotations
 
+import base64
+import http.client
 import os
 import re
 import signal
@@ -16,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -48,6 +51,30 @@ def _status_field(pid: int, name: str) -> str:
 def resident_mb(pid: int | None = None) -> float:
     """Resident memory of a process (default: this one) in MB, from /proc."""
     return int(_status_field(pid or os.getpid(), "VmRSS").split()[0]) / 1024
+
+
+def peak_resident_mb(pid: int | None = None) -> float:
+    """The most resident memory a process (default: this one) has had, in MB, since it started or
+    since :func:`reset_peak` (VmHWM in /proc)."""
+    return int(_status_field(pid or os.getpid(), "VmHWM").split()[0]) / 1024
+
+
+def reset_peak() -> None:
+    """Start this process's peak resident memory again from its current resident memory."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def websocket_handshake(url: str, host: str) -> int:
+    """The HTTP status of a WebSocket handshake with a dashboard's stream, sent with the Host header ``host``."""
+    address = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+    try:
+        key = base64.b64encode(os.urandom(16)).decode()
+        headers = {"Host": host, "Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": key}
+        connection.request("GET", "/_stcore/stream", headers={**headers, "Sec-WebSocket-Version": "13"})
+        return connection.getresponse().status
+    finally:
+        connection.close()
 
 
 def thread_count(pid: int | None = None) -> int:

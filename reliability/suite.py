@@ -51,8 +51,10 @@ SECTIONS = (
     "browser",
     "cap",
     "widgets",
+    "hosts",
     "soak",
     "cli",
+    "escapes",
     "pipeline",
     "load",
     "kills",
@@ -133,7 +135,7 @@ def _run_sections(mode: Mode, chosen: set[str], scratch: Path, section) -> None:
     import mnist_model
     from mnist_model import artifacts
     from reliability import browser, engine, faults, hostile, load
-    from reliability.corpus import hostile_cases
+    from reliability.corpus import hostile_cases, hostile_drawings
     from reliability.processes import Dashboard, namespaces_available
 
     data = mnist_model.load_mnist()
@@ -141,7 +143,7 @@ def _run_sections(mode: Mode, chosen: set[str], scratch: Path, section) -> None:
     good = next(case for case in cases if case.name == "digit.png")
     browser_cases = cases if mode.browser_all_cases else [case for case in cases if case.browser]
     main_artifacts = scratch / "main-artifacts"
-    server_sections = {"sessions", "browser", "cap", "widgets", "soak"}
+    server_sections = {"sessions", "browser", "cap", "widgets", "hosts", "soak"}
     with browser.chromium() as chromium:
         if chosen & server_sections:
             with Dashboard(main_artifacts, scratch / "main-server.log") as dashboard:
@@ -157,6 +159,7 @@ def _run_sections(mode: Mode, chosen: set[str], scratch: Path, section) -> None:
                 section("browser", lambda: hostile.browser_uploads(dashboard, browser_cases, good, page))
                 section("cap", lambda: hostile.upload_cap(dashboard, page, good, UPLOAD_CAP_MB))
                 section("widgets", lambda: hostile.widget_bounds(dashboard, page))
+                section("hosts", lambda: hostile.host_names(dashboard))
                 soak_cases = [case for case in browser_cases if case.name != "over-10-mb.png"]
                 predictor_holder: list = []
 
@@ -171,9 +174,11 @@ def _run_sections(mode: Mode, chosen: set[str], scratch: Path, section) -> None:
         os.environ["MNIST_ARTIFACTS"] = str(main_artifacts)
         section("widgets", hostile.widget_bounds_forged)
         section("cli", lambda: hostile.command_line(cases, scratch / "corpus", main_artifacts))
+        section("escapes", lambda: hostile.terminal_escapes(scratch / "escapes", main_artifacts))
         if chosen & {"pipeline", "load"}:
             predictor = _predictor(main_artifacts)
-            section("pipeline", lambda: hostile.in_process(cases, predictor))
+            drawings = hostile_drawings(data.test_images, data.test_labels)
+            section("pipeline", lambda: hostile.in_process(cases, drawings, predictor))
             section(
                 "load", lambda: load.predictor_load(predictor, data.test_images, PREDICTION_THREADS, mode.load_seconds)
             )

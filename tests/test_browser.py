@@ -11,8 +11,6 @@ Needs Chromium (``$CHROMIUM``, or ``chromium`` on the PATH, as Debian's package 
 
 from __future__ import annotations
 
-import base64
-import http.client
 import os
 import re
 import shutil
@@ -28,7 +26,7 @@ from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 import mnist_model
 from mnist_model import images
 from reliability.browser import CHROMIUM_ARGS
-from reliability.processes import Dashboard
+from reliability.processes import Dashboard, websocket_handshake
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -234,19 +232,6 @@ def test_a_new_training_shows_everywhere_at_once_and_a_stop_keeps_the_model_in_u
     expect(metric_value(page, "Test accuracy")).to_have_text(re.compile(r"%$"), timeout=PAGE_SECONDS * 1000)
     expect(sidebar.get_by_text(mnist_model.TrainingSettings().describe())).to_be_visible()
     page.close()
-
-
-def websocket_handshake(url: str, host: str) -> int:
-    """The HTTP status of a WebSocket handshake with the dashboard's stream, sent with the Host header ``host``."""
-    address = urllib.parse.urlsplit(url)
-    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
-    try:
-        key = base64.b64encode(os.urandom(16)).decode()
-        headers = {"Host": host, "Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": key}
-        connection.request("GET", "/_stcore/stream", headers={**headers, "Sec-WebSocket-Version": "13"})
-        return connection.getresponse().status
-    finally:
-        connection.close()
 
 
 @pytest.mark.parametrize(

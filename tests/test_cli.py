@@ -67,22 +67,9 @@ def test_missing_data_is_a_clear_error_not_a_traceback(tmp_path):
 
 
 def test_runs_never_prints_a_planted_manifests_terminal_escapes(tmp_path):
-    from mnist_model import artifacts
-    from mnist_model.settings import TrainingSettings
+    from reliability.hostile import plant_escaping_manifest
 
-    manifest = {
-        "settings": TrainingSettings(epochs=1).to_dict(),
-        "history": [],
-        "test_loss": 0.3,
-        "test_accuracy": 0.92,
-        "created": "2026-12-01T21:00:00+00:00",
-        "train_seconds": 2.0,
-    }
-    artifacts.save_run_bytes(tmp_path, "mlp-0123456789abcdef", b"a model", manifest)
-    planted = artifacts.save_run_bytes(tmp_path, "mlp-fedcba9876543210", b"a model", manifest)
-    planted_manifest = json.loads((planted / artifacts.MANIFEST_FILE).read_text())
-    planted_manifest["created"] = "\x1b]0;owned\x07\x1b[2J2026"
-    (planted / artifacts.MANIFEST_FILE).write_text(json.dumps(planted_manifest))
+    plant_escaping_manifest(tmp_path)
     completed = run_cli("runs", env={"MNIST_ARTIFACTS": str(tmp_path)})
     assert completed.returncode == 0
     assert completed.stdout.count("mlp-") == 1 and "mlp-0123456789abcdef" in completed.stdout

@@ -19,6 +19,7 @@ from realistic_digits import drawn_digit
 
 from mnist_model import images
 from mnist_model.images import ImageError, PreprocessedImage, preprocess_canvas, preprocess_drawing, preprocess_file
+from reliability.corpus import jpeg_scan_bomb, png_file
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 
@@ -382,6 +383,126 @@ def test_every_format_and_mode_gives_the_clean_digit(reference, format_name, mak
     result = preprocess_file(encoded(image, format_name, **options))
     assert result.format == format_name
     assert similarity(result.final, reference) > 0.9, (image.mode, result.notes)
+
+
+# Eight times larger (2560x1920), every encoding but RGB BMP fits the upload limit of 10 MB.
+LARGE_ENCODINGS = [(index, encoding) for index, encoding in enumerate(ENCODINGS) if index != 10]
+
+
+@pytest.mark.parametrize(
+    ("format_name", "make"),
+    [encoding for _, encoding in LARGE_ENCODINGS],
+    ids=[f"{encoding[0]}-{index}" for index, encoding in LARGE_ENCODINGS],
+)
+def test_every_format_and_mode_enlarged_past_twice_the_working_size_gives_the_clean_digit(reference, format_name, make):
+    image, options = make()
+    large = image.resize((image.width * 8, image.height * 8), Image.Resampling.NEAREST)
+    if large.mode == "P":
+        large.info.update(image.info)
+    result = preprocess_file(encoded(large, format_name, **options))
+    assert max(result.decoded.shape[:2]) == images.WORK_SIDE
+    assert similarity(result.final, reference) > 0.9, (image.mode, result.notes)
+
+
+@pytest.mark.parametrize("mode", ["1", "P", "PA", "LA", "RGBA", "I;16", "I;16B"])
+def test_shrinking_in_strips_equals_converting_the_whole_image_then_reducing(mode):
+    rng = np.random.default_rng(3)
+    if mode.startswith("I;16"):
+        image = Image.frombytes(mode, (2100, 1300), rng.integers(0, 256, 2100 * 1300 * 2, dtype=np.uint8).tobytes())
+    else:
+        image = Image.fromarray(rng.integers(0, 256, (1300, 2100, 4), dtype=np.uint8)).convert(mode)
+    working, result = {"1": ("L", "L"), "P": ("RGB", "RGB"), "PA": ("RGBa", "RGBA")}.get(
+        mode, images._SHRINK_MODES.get(mode, (None, None))
+    )
+    whole = (image.convert("RGBA") if working == "RGBa" else image).convert(working).reduce(2).convert(result)
+    shrunk = images._shrink(image)
+    assert shrunk.mode == whole.mode and shrunk.size == whole.size == (1050, 650)
+    assert np.array_equal(np.asarray(shrunk), np.asarray(whole))
+
+
+def _refuse_to_decode(monkeypatch) -> None:
+    def refuse(self):
+        raise AssertionError("the image was decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", refuse)
+
+
+def test_a_jpeg_of_too_many_scans_is_refused_before_decoding(monkeypatch):
+    bomb = jpeg_scan_bomb(7000, 2000)
+    assert len(bomb) < 400_000
+    _refuse_to_decode(monkeypatch)
+    with pytest.raises(ImageError, match="a JPEG of more than 100 scans .* it was not decoded"):
+        preprocess_file(bomb, name="bomb.jpg")
+
+
+def test_a_jpeg_of_as_many_scans_as_allowed_is_decoded():
+    at_limit = jpeg_scan_bomb(200, images.MAX_JPEG_SCANS)
+    assert images._jpeg_layout(at_limit, images.MAX_JPEG_SCANS)[0] == images.MAX_JPEG_SCANS
+    with pytest.raises(ImageError, match="no digit found"):
+        preprocess_file(at_limit, name="blank.jpg")
+    with pytest.raises(ImageError, match="more than 100 scans"):
+        preprocess_file(jpeg_scan_bomb(200, images.MAX_JPEG_SCANS + 1), name="blank.jpg")
+
+
+def test_jpeg_scans_are_counted_from_the_markers_only():
+    plain = encoded(_photo_image(), "JPEG", quality=85)
+    progressive = encoded(_photo_image(), "JPEG", quality=85, progressive=True)
+    grey = encoded(_photo_image().convert("L"), "JPEG", progressive=True)
+    # Marker-like bytes inside a segment (an EXIF thumbnail, say) are not scans.
+    segment = b"\xff\xda" * 500
+    hidden = plain[:2] + b"\xff\xe1" + (len(segment) + 2).to_bytes(2, "big") + segment + plain[2:]
+    blocks = 40 * 30 + 2 * 20 * 15  # 4:2:0 colour: one full-size channel and two of a quarter
+    assert images._jpeg_layout(plain, 100) == (1, False, blocks)
+    assert images._jpeg_layout(hidden, 100) == (1, False, blocks)
+    assert images._jpeg_layout(progressive, 100) == (10, True, blocks)
+    assert images._jpeg_layout(grey, 100) == (6, True, 40 * 30)
+    assert similarity(preprocess_file(hidden).final, preprocess_file(plain).final) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda: _with_size(encoded(_photo_image(), "JPEG", progressive=True, subsampling=0), 5000, 5000),
+            "progressive JPEG of 5000x5000 pixels that would take 143 MB to decode",
+        ),
+        (lambda: png_file(5200, 5200, 8, 2, None), "PNG image that would take 103 MB to decode"),
+        (
+            lambda: encoded(Image.new("RGB", (2600, 2600), "white"), "WEBP", quality=10, method=0),
+            "WebP image that would take 103 MB to decode",
+        ),
+    ],
+    ids=["progressive-jpeg", "png", "webp"],
+)
+def test_an_image_that_would_take_too_much_memory_to_decode_is_refused_first(monkeypatch, make, message):
+    data = make()
+    _refuse_to_decode(monkeypatch)
+    with pytest.raises(ImageError, match=re.escape(message) + ".*it was not decoded"):
+        preprocess_file(data, name="large")
+
+
+def test_the_largest_sixteen_bit_png_allowed_is_shrunk_without_a_full_size_float_copy():
+    side = 6000  # 72 MB decoded: under the limit; as float32 at full size it took 144 MB more
+    grey = np.asarray(_photo_image().convert("L").resize((side, side // 4 * 3)), dtype=np.uint16) * 257
+    result = preprocess_file(encoded(Image.fromarray(grey), "PNG"))
+    assert "16-bit grey scaled to 8 bits" in result.notes
+    assert max(result.decoded.shape[:2]) == images.WORK_SIDE
+
+
+def test_exif_orientation_is_applied_after_a_large_image_is_shrunk(reference):
+    upright = _photo_image().resize((2560, 1920), Image.Resampling.NEAREST)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    result = preprocess_file(encoded(upright.transpose(Image.Transpose.ROTATE_90), "PNG", exif=exif.tobytes()))
+    assert "rotated upright as its EXIF orientation (6) says" in result.notes
+    assert result.decoded.shape[:2] == (384, 512)
+    assert similarity(result.final, reference) > 0.9
+
+
+def _with_size(jpeg: bytes, width: int, height: int) -> bytes:
+    """A JPEG whose frame header (any start-of-frame marker) claims width x height."""
+    start = next(jpeg.index(marker) for marker in (b"\xff\xc0", b"\xff\xc2") if marker in jpeg)
+    return jpeg[: start + 5] + height.to_bytes(2, "big") + width.to_bytes(2, "big") + jpeg[start + 9 :]
 
 
 def test_format_is_recognised_by_content_not_by_name():

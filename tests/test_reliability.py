@@ -64,6 +64,8 @@ SECTIONS = {
     "soak_keeps_memory_and_threads_flat": "Soak:",
     "hostile_files_on_the_command_line_get_one_clear_line_each": "Hostile input: command line",
     "hostile_files_in_process_are_refused_or_predicted_correctly": "Hostile input: the image pipeline in process",
+    "only_this_machines_own_host_names_get_a_session": "Hostile input: host names",
+    "no_control_character_reaches_the_terminal": "Hostile input: terminal escapes",
     "sixteen_threads_share_one_predictor_without_errors": "Load: 16 threads on one predictor",
     "a_kill_during_training_or_saving_leaves_nothing_half_written_in_use": "Faults: killed during training and saving",
     "corrupted_cache_entries_are_detected_reported_and_rebuilt": "Faults: corrupted cache entries",

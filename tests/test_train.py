@@ -215,7 +215,30 @@ def test_planted_model_that_would_run_code_is_refused(tmp_path):
     assert not marker.exists()
 
 
-def test_model_config_naming_another_module_is_refused(tmp_path, small_data, artifacts_dir):
+def _name_module(config: dict, module: str) -> None:
+    config["config"]["layers"][1]["module"] = module
+
+
+def _lambda_activation(config: dict) -> None:
+    # A serialised Python function: Keras writes no module for it.
+    config["config"]["layers"][-1]["config"]["activation"] = {
+        "class_name": "__lambda__",
+        "config": {"code": "print('ran')", "defaults": None, "closure": None},
+    }
+
+
+@pytest.mark.parametrize(
+    ("plant", "match"),
+    [
+        (lambda config: _name_module(config, "os"), "module 'os'"),
+        (lambda config: _name_module(config, "keras.src.layers.core.lambda_layer"), "module 'keras.src"),
+        (_lambda_activation, "'__lambda__' object that names no module"),
+    ],
+    ids=["another module", "a private Keras module", "a module-less lambda"],
+)
+def test_model_config_naming_code_outside_the_allowed_modules_is_refused(
+    tmp_path, small_data, artifacts_dir, plant, match
+):
     import zipfile
 
     run = train(QUICK, data=small_data)
@@ -225,10 +248,10 @@ def test_model_config_naming_another_module_is_refused(tmp_path, small_data, art
             content = source.read(item)
             if item.filename == "config.json":
                 config = json.loads(content)
-                config["config"]["layers"][1]["module"] = "os"
+                plant(config)
                 content = json.dumps(config).encode()
             target.writestr(item, content)
-    with pytest.raises(artifacts.UnsafeModelError, match="module 'os'"):
+    with pytest.raises(artifacts.UnsafeModelError, match=match):
         artifacts.load_model_file(planted)
 
 

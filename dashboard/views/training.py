@@ -26,7 +26,7 @@ def submit() -> None:
         state.engine().submit(settings, owner=state.owner())
     except Exception as error:  # QueueFull, EngineError, DataError: all are messages for the user.
         # The page keeps showing the job the session already has.
-        st.session_state["training_refusal"] = str(error)
+        st.session_state["training_refusal"] = ui.visitor_message(error)
         return
     st.session_state[state.WATCHED_SETTINGS] = settings
     st.session_state.pop("training_refusal", None)
