@@ -24,10 +24,11 @@ queue       five sessions each pressing Train with five different epoch counts, 
     MNIST_DATA=/path/to/mnist.npz python -m benchmarks.bench_dashboard [--only SECTION ...]
         [--repeats 10] [--first-page-repeats 5] [--starts 20] [--training-repeats 1] [--artifacts DIR]
 
-Needs Chromium (``$CHROMIUM`` or ``chromium`` on the PATH). The default model is trained once at the
-start with ``python -m mnist_model train`` (into ``--artifacts DIR``, when given, so that the next run
-loads it instead). Results: a table on standard output, every sample in
-``benchmarks/results/dashboard.json``, each server's log in ``benchmarks/results/dashboard-logs/``.
+Needs Chromium (``$CHROMIUM`` or ``chromium`` on the PATH). The servers serve the dense network (see
+``suite_environment``), which is trained once at the start with ``python -m mnist_model train
+--architecture mlp`` (into ``--artifacts DIR``, when given, so that the next run loads it instead).
+Results: a table on standard output, every sample in ``benchmarks/results/dashboard.json``, each
+server's log in ``benchmarks/results/dashboard-logs/``.
 """
 
 from __future__ import annotations
@@ -246,11 +247,12 @@ def tensorflow_libraries(pid: int) -> list[str]:
 
 
 def prefill(folder: Path) -> float:
-    """Train the default model into ``folder`` from the command line; returns the seconds it took."""
+    """Train the dense network, which the benchmark's servers serve (see suite_environment), into
+    ``folder`` from the command line; returns the seconds it took."""
     started = time.perf_counter()
     environment = {**os.environ, "MNIST_ARTIFACTS": str(folder), "TF_CPP_MIN_LOG_LEVEL": "2"}
     subprocess.run(
-        [sys.executable, "-m", "mnist_model", "train"],
+        [sys.executable, "-m", "mnist_model", "train", "--architecture", "mlp"],
         cwd=PROJECT,
         env=environment,
         check=True,

@@ -1,7 +1,7 @@
 """Preprocessing speed and accuracy on realistic images: the figures the README reports.
 
 Speed: a 280x280 canvas drawing and a 12-megapixel phone JPEG, median of many runs, end to end
-(array or bytes in, 28x28 out) after one warm-up call. Targets (from the issue): a canvas in at
+(array or bytes in, 28x28 out) after one warm-up call. Targets: a canvas in at
 most 5 ms, a 12-megapixel JPEG in at most 150 ms. The JPEG is made here: a digit on unevenly lit
 paper, 4000x3000, quality 90, like a phone photo.
 
@@ -123,11 +123,11 @@ def accuracy(seeds: list[int], with_cnn: bool) -> None:
         ]
     )
     candidates = {
-        "default (mlp, augmented)": TrainingSettings(),
+        "mlp, augmented (served first)": TrainingSettings(),
         "mlp, no augmentation": TrainingSettings(augment=False),
     }
     if with_cnn:
-        candidates["cnn, recommended"] = TrainingSettings.recommended("cnn")
+        candidates["default: cnn, recommended"] = TrainingSettings.recommended("cnn")
     data = load_mnist()
     print(f"\nRealistic set: {len(samples)} images (seeds {', '.join(map(str, seeds))}), {len(set(styles))} styles")
     header = f"{'model':<18} {'MNIST test':>10} {'realistic':>10} {'naive resize':>13}  " + "  ".join(
@@ -235,9 +235,9 @@ def numbers(seeds: list[int], with_cnn: bool) -> None:
         print(f"{name:<26} {hits.mean():>6.1%}  {by_style}")
 
     row("cut into its digits", cut)
-    candidates = {"default (mlp, augmented)": TrainingSettings()}
+    candidates = {"mlp, augmented (served first)": TrainingSettings()}
     if with_cnn:
-        candidates["cnn, recommended"] = TrainingSettings.recommended("cnn")
+        candidates["default: cnn, recommended"] = TrainingSettings.recommended("cnn")
     data = load_mnist()
     for name, settings in candidates.items():
         predictor = Predictor(train(settings, data=data).model)

@@ -39,6 +39,13 @@ log = logging.getLogger(__name__)
 SELECTED_SETTINGS = "selected_settings"
 # The session-state key holding the settings of the training this session started last.
 WATCHED_SETTINGS = "watched_settings"
+# The session-state key that is true once the user has chosen the model in use (or trained one):
+# from then on the pages keep to it, and the default model no longer takes over.
+CHOSEN = "model_chosen"
+# The model served first on an empty cache, until the default model is trained: the dense
+# network, ready in seconds.
+FIRST = TrainingSettings()
+_SERVED = "_served_settings"
 
 
 class Connector:
@@ -87,13 +94,64 @@ def owner() -> str:
     return context.session_id if context else "no-session"
 
 
+def default_settings() -> TrainingSettings:
+    """The model people get: the convnet, unless ``$MNIST_DEFAULT_MODEL`` says mlp (then FIRST)."""
+    try:
+        return TrainingSettings.default()
+    except ValueError as error:
+        log.error("%s Serving the dense network.", error)
+        return FIRST
+
+
 def selected_settings() -> TrainingSettings:
-    """The settings of the run the pages show; the default settings until the user picks another."""
-    return st.session_state.setdefault(SELECTED_SETTINGS, TrainingSettings())
+    """The settings of the run the pages show: the user's choice once made; until then the default
+    model once it is trained, and FIRST, which is trained first, before that.
+
+    When the default model takes over from FIRST, the session is told once, in a toast.
+    """
+    if st.session_state.get(CHOSEN) and SELECTED_SETTINGS in st.session_state:
+        return st.session_state[SELECTED_SETTINGS]
+    best = default_settings()
+    settings = best if best == FIRST or _is_cached(best) else FIRST
+    if st.session_state.get(_SERVED) == FIRST and settings != FIRST:
+        st.toast(
+            f"**The convnet is ready** and now answers on every page ({_accuracy(settings)} of the test digits "
+            "read right). Pick another model in the sidebar at any time.",
+            icon=":material/upgrade:",
+        )
+    st.session_state[_SERVED] = st.session_state[SELECTED_SETTINGS] = settings
+    return settings
+
+
+def chosen_by_user() -> bool:
+    return bool(st.session_state.get(CHOSEN))
 
 
 def select_settings(settings: TrainingSettings) -> None:
+    """Make ``settings`` the model in use for this session, as the user's own choice."""
     st.session_state[SELECTED_SETTINGS] = settings
+    st.session_state[CHOSEN] = True
+
+
+def choose_from_widget(widget_key: str) -> None:
+    """The model selector's callback: the user picked a model."""
+    select_settings(st.session_state[widget_key])
+
+
+def _is_cached(settings: TrainingSettings) -> bool:
+    """Whether a run of the default model is in the store. A yes is remembered for the server's life:
+    the store never evicts the default runs."""
+    if settings not in _cached_defaults and record_for(settings) is not None:
+        _cached_defaults.add(settings)
+    return settings in _cached_defaults
+
+
+_cached_defaults: set[TrainingSettings] = set()
+
+
+def _accuracy(settings: TrainingSettings) -> str:
+    record = record_for(settings)
+    return f"{record.test_accuracy:.2%}" if record is not None else "most"
 
 
 def watched_settings() -> TrainingSettings:

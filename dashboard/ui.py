@@ -76,6 +76,7 @@ def require_run() -> str:
     require_data()
     settings = state.selected_settings()
     status = ensure(settings)
+    default_model_coming(settings)
     if status.state != DONE:
         st.info(f"This page shows the model **{literal(settings.describe())}**, which is not ready yet.")
         live_job(settings)
@@ -83,6 +84,24 @@ def require_run() -> str:
     if status.message:
         st.warning(literal(status.message))
     return status.key
+
+
+def default_model_coming(settings: TrainingSettings) -> None:
+    """While FIRST serves a session that has chosen no model, have the default model trained (queued
+    after FIRST) and say that it takes over, and about when."""
+    best = state.default_settings()
+    if state.chosen_by_user() or settings != state.FIRST or best == settings:
+        return
+    status = ensure(best)
+    if status.state == FAILED:
+        return
+    if status.active:
+        when = f" in about {formats.seconds(status.ends_in)}" if status.ends_in is not None else " when it is trained"
+        st.info(
+            f"**The convnet takes over{when}.** It reads more of the digits people photograph and draw "
+            "than this dense network, which answers until then. Pick a model in the sidebar to keep one.",
+            icon=":material/upgrade:",
+        )
 
 
 def ensure(settings: TrainingSettings) -> JobStatus:
@@ -199,13 +218,14 @@ def _model_selector() -> None:
     def label(settings: TrainingSettings) -> str:
         return formats.short_settings(settings)
 
+    remembered = state.remembered(state.SELECTED_SETTINGS, selected)
     st.selectbox(
         "Model in use",
         options,
         format_func=label,
         help="Evaluation, Model and Predict show this run. Train others on the Training page; "
         "a training you start becomes the model in use when it finishes.",
-        **state.remembered(state.SELECTED_SETTINGS, selected),
+        **{**remembered, "on_change": state.choose_from_widget, "args": (remembered["key"],)},
     )
     record = records.get(selected)
     accuracy = f"{record.test_accuracy:.2%} test accuracy · " if record else ""

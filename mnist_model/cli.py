@@ -51,7 +51,11 @@ def _build_parser() -> argparse.ArgumentParser:
 
     settings = _Parser(add_help=False)
     group = settings.add_argument_group("training settings (defaults: the recommended ones for the architecture)")
-    group.add_argument("--architecture", choices=ARCHITECTURES, default="mlp")
+    group.add_argument(
+        "--architecture",
+        choices=ARCHITECTURES,
+        help="cnn: the convnet, the default model (unless $MNIST_DEFAULT_MODEL is mlp); mlp: the classic dense network",
+    )
     group.add_argument("--epochs", type=int)
     group.add_argument("--batch-size", type=int)
     group.add_argument("--learning-rate", type=float)
@@ -88,7 +92,8 @@ def _settings(arguments) -> TrainingSettings:
         if getattr(arguments, name) is not None
     }
     try:
-        return TrainingSettings.recommended(arguments.architecture, **changes)
+        architecture = arguments.architecture or TrainingSettings.default().architecture
+        return TrainingSettings.recommended(architecture, **changes)
     except ValueError as error:
         raise UsageError(f"python -m mnist_model {arguments.command}: {error}") from error
 

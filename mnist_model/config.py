@@ -18,6 +18,19 @@ DATA_ENV = "MNIST_DATA"
 ARTIFACTS_ENV = "MNIST_ARTIFACTS"
 # The folder for the digit detector, which depends on the data only (default: in the artifacts folder).
 DETECTOR_ENV = "MNIST_DETECTOR_DIR"
+# The architecture of the model people get by default, on the command line and in the dashboard:
+# "cnn" (the default) or "mlp", which keeps the dense network, for a machine that should never spend
+# the minute or two the convnet takes to train.
+DEFAULT_MODEL_ENV = "MNIST_DEFAULT_MODEL"
+DEFAULT_MODELS = ("cnn", "mlp")
+
+
+def default_architecture() -> str:
+    """``$MNIST_DEFAULT_MODEL``, "cnn" when unset. Raises ValueError for any other value."""
+    value = os.environ.get(DEFAULT_MODEL_ENV) or DEFAULT_MODELS[0]
+    if value not in DEFAULT_MODELS:
+        raise ValueError(f"{DEFAULT_MODEL_ENV} must be {' or '.join(DEFAULT_MODELS)}; it is {value!r}.")
+    return value
 
 
 def artifacts_dir() -> Path:

@@ -62,6 +62,18 @@ class TrainingSettings:
         defaults = {"cnn": {"epochs": 12, "batch_size": 128, "learning_rate": 2e-3}}
         return cls(architecture=architecture, **{**defaults.get(architecture, {}), **changes})
 
+    @classmethod
+    def default(cls) -> TrainingSettings:
+        """The model people get unless they choose another: the recommended convnet, or the dense
+        network where ``$MNIST_DEFAULT_MODEL`` says "mlp". Raises ValueError for another value there.
+
+        ``TrainingSettings()`` itself is the dense network, which trains in seconds: the dashboard
+        serves it first, until the default model is ready.
+        """
+        from mnist_model import config
+
+        return cls.recommended(config.default_architecture())
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

@@ -23,13 +23,18 @@ import urllib.request
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Read by mnist_model.config; named here so that this module needs no import of the package.
+DEFAULT_MODEL_ENV = "MNIST_DEFAULT_MODEL"
 # The line mnist_model's training module logs once for every real training run.
 TRAINING_LINE = re.compile(r"INFO mnist_model\.\w+: training (\S+) \(")
 
 
 def suite_environment(artifacts: Path, **overrides: str) -> dict[str, str]:
-    """The environment for a process the suite starts: quiet TensorFlow, its own artifacts folder."""
+    """The environment for a process the suite starts: quiet TensorFlow, its own artifacts folder, and
+    the dense network as the default model (unless this process's environment or ``overrides`` name
+    one), so that a server or command trains the convnet only where a check asks for it."""
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+    environment.setdefault(DEFAULT_MODEL_ENV, "mlp")
     environment["MNIST_ARTIFACTS"] = str(artifacts)
     environment.update(overrides)
     return environment

@@ -83,10 +83,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(mode: Mode, chosen: set[str], report: Path | None, verbose: bool, keep: bool) -> int:
+    from reliability.processes import DEFAULT_MODEL_ENV
     from reliability.report import SectionResult, format_section
 
     if not os.environ.get("MNIST_DATA"):
         print("warning: MNIST_DATA is not set; MNIST is looked for in the Keras cache", file=sys.stderr)
+    # As for the servers the suite starts (see processes.suite_environment): the in-process pages too.
+    os.environ.setdefault(DEFAULT_MODEL_ENV, "mlp")
     scratch = Path(tempfile.mkdtemp(prefix="rel_artifacts-suite-"))
     print(f"reliability suite, {mode.name} mode; scratch folder {scratch}", flush=True)
     results: list[SectionResult] = []

@@ -84,3 +84,22 @@ def trained_detector(mnist: MnistData, shared_detector_dir: Path):
     from mnist_model import detector
 
     return detector.load(mnist, shared_detector_dir)
+
+
+@pytest.fixture(scope="session")
+def default_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An artifacts folder for the session's runs on the real MNIST, so each is trained once."""
+    return tmp_path_factory.mktemp("default-artifacts")
+
+
+@pytest.fixture(scope="session")
+def default_run(mnist: MnistData, default_artifacts: Path):
+    """The default model (the convnet, whatever this machine's $MNIST_DEFAULT_MODEL says), trained once
+    for the session on the real MNIST into ``default_artifacts``: a minute and a half on two cores."""
+    from mnist_model import TrainingSettings, train
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MNIST_DEFAULT_MODEL", raising=False)
+        settings = TrainingSettings.default()
+    assert settings == TrainingSettings.recommended("cnn")
+    return train(settings, data=mnist, artifacts_dir=default_artifacts)

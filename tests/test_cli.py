@@ -52,11 +52,35 @@ def test_every_command_has_help(command):
     assert "--json" in completed.stdout
 
 
-def test_summary_json_lists_the_layers():
-    completed = run_cli("summary", "--json")
+def test_summary_json_lists_the_layers_of_the_classic_network():
+    completed = run_cli("summary", "--json", "--architecture", "mlp")
     summary = json.loads(completed.stdout)
     assert [row["type"] for row in summary["layers"]] == ["Flatten", "Dense", "Dense", "Dense"]
     assert summary["total_parameters"] == 118_282
+
+
+@pytest.mark.parametrize(
+    ("environment", "architecture"), [({}, "cnn"), ({"MNIST_DEFAULT_MODEL": "mlp"}, "mlp")], ids=["unset", "mlp"]
+)
+def test_the_default_model_is_the_convnet_unless_configured(environment, architecture):
+    from mnist_model.cli import _build_parser, _settings
+    from mnist_model.settings import TrainingSettings
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MNIST_DEFAULT_MODEL", raising=False)
+        for name, value in environment.items():
+            patch.setenv(name, value)
+        for command in (["train"], ["evaluate"], ["predict", "digit.png"], ["summary"]):
+            assert _settings(_build_parser().parse_args(command)) == TrainingSettings.recommended(architecture)
+    completed = run_cli("summary", "--json", env=environment)
+    layers = [row["type"] for row in json.loads(completed.stdout)["layers"]]
+    assert ("Conv2D" in layers) is (architecture == "cnn")
+
+
+def test_an_unknown_default_model_is_a_usage_error():
+    completed = run_cli("summary", env={"MNIST_DEFAULT_MODEL": "rnn"})
+    assert completed.returncode == 2
+    assert "MNIST_DEFAULT_MODEL must be cnn or mlp; it is 'rnn'" in stderr_lines(completed)[0]
 
 
 def test_missing_data_is_a_clear_error_not_a_traceback(tmp_path):

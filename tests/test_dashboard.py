@@ -70,6 +70,7 @@ def app(trained: mnist_model.TrainedRun) -> AppTest:
     """A fresh session on the Overview page, showing the module's run."""
     app = AppTest.from_file(APP, default_timeout=60)
     app.session_state["selected_settings"] = SETTINGS
+    app.session_state["model_chosen"] = True
     return app.run()
 
 

@@ -9,7 +9,7 @@ from realistic_digits import NON_DIGIT_KINDS, realistic_non_digits, realistic_se
 
 from mnist_model import detector, images, negatives
 
-# What the detector must do on the generated sets (README: measured figures and the targets).
+# What the detector must do on the generated sets (README: measured figures and the targets).
 MAX_DIGITS_FLAGGED = 0.025
 MIN_NON_DIGITS_FLAGGED = 0.55
 

@@ -180,3 +180,37 @@ def test_two_servers_on_one_cluster_train_the_default_model_once(
             assert first.tracebacks() == second.tracebacks() == 0
     finally:
         cluster.stop()
+
+
+def test_the_convnet_takes_over_from_the_dense_network_on_an_empty_store(
+    browser: Browser, mnist_path: Path, tmp_path: Path
+) -> None:
+    import mnist_model
+
+    dense = mnist_model.TrainingSettings().describe()
+    convnet = mnist_model.TrainingSettings.recommended("cnn").describe()
+    with Dashboard(
+        tmp_path / "artifacts", tmp_path / "server.log", MNIST_DATA=str(mnist_path), MNIST_DEFAULT_MODEL="cnn"
+    ) as dashboard:
+        started = time.monotonic()
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        page.goto(f"{dashboard.url}/predict")
+        sidebar = page.get_by_test_id("stSidebar")
+        # The dense network trains first and answers while the convnet trains, and the page says so.
+        expect(page.get_by_text("Predicted digit", exact=True)).to_be_visible(timeout=TRAINING_SECONDS * 1000)
+        first_answer = time.monotonic() - started
+        expect(sidebar.get_by_text(dense)).to_be_visible()
+        expect(page.get_by_text("The convnet takes over")).to_be_visible(timeout=60_000)
+        # When the convnet is trained it answers instead, and the session is told.
+        expect(sidebar.get_by_text(convnet)).to_be_visible(timeout=TRAINING_SECONDS * 1000)
+        takeover = time.monotonic() - started
+        expect(page.get_by_text("The convnet is ready")).to_be_visible(timeout=10_000)
+        expect(page.get_by_text("Predicted digit", exact=True)).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("The convnet takes over")).to_have_count(0)
+        print(f"first answer {first_answer:.1f} s, convnet in use {takeover:.1f} s after the server answered")
+        # A later visitor gets the convnet at once.
+        later = browser.new_page(viewport={"width": 1200, "height": 800})
+        later.goto(f"{dashboard.url}/predict")
+        expect(later.get_by_test_id("stSidebar").get_by_text(convnet)).to_be_visible(timeout=60_000)
+        assert exceptions_on(page) == exceptions_on(later) == 0
+        assert dashboard.tracebacks() == 0, dashboard.log_text()[-2000:]

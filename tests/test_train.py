@@ -276,7 +276,8 @@ def small_npz(tmp_path, small_data) -> Path:
 
 def test_cached_run_is_reused_by_a_new_process(small_npz, tmp_path):
     env = {**os.environ, "MNIST_DATA": str(small_npz), "MNIST_ARTIFACTS": str(tmp_path / "shared")}
-    options = ["train", "--json", "--epochs", "2", "--validation-size", "200", "--batch-size", "64", "--no-augment"]
+    options = ["train", "--json", "--architecture", "mlp", "--epochs", "2", "--validation-size", "200", "--no-augment"]
+    options += ["--batch-size", "64"]
     first = json.loads(_cli(*options, env=env).stdout)
     second = json.loads(_cli(*options, env=env).stdout)
     assert (first["from_cache"], second["from_cache"]) == (False, True)
@@ -285,7 +286,8 @@ def test_cached_run_is_reused_by_a_new_process(small_npz, tmp_path):
 
 def test_two_processes_asking_at_once_train_once(small_npz, tmp_path):
     env = {**os.environ, "MNIST_DATA": str(small_npz), "MNIST_ARTIFACTS": str(tmp_path / "shared")}
-    options = ["train", "--json", "--epochs", "3", "--validation-size", "200", "--batch-size", "32", "--no-augment"]
+    options = ["train", "--json", "--architecture", "mlp", "--epochs", "3", "--validation-size", "200", "--no-augment"]
+    options += ["--batch-size", "32"]
     command = [sys.executable, "-m", "mnist_model", *options]
     processes = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env, cwd=PROJECT) for _ in range(2)]
     results = [json.loads(process.communicate(timeout=300)[0]) for process in processes]

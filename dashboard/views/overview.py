@@ -34,9 +34,11 @@ if record is not None:
 ui.require_data()
 if record is None:
     status = ui.ensure(settings)
+ui.default_model_coming(settings)
+if record is None:
     if status.active:
         st.info(
-            f"Getting **{ui.literal(settings.describe())}** ready: it is trained once (seconds for the default "
+            f"Getting **{ui.literal(settings.describe())}** ready: it is trained once (seconds for the dense "
             "network) and then kept for every visit. The other pages fill in when it is ready."
         )
     if status.state != DONE:
