@@ -208,6 +208,7 @@ def browser_uploads(dashboard: Dashboard, cases: list[Case], good: Case, page: P
     result.figures["handled cleanly in the browser"] = f"{clean} of {len(cases)}"
     result.figures["good uploads between them answered correctly"] = f"{good_answers} of {good_tries}"
     result.figures["slowest answer to an upload"] = f"{slowest:.1f} s"
+    result.figures["stale answers left after a removal, cleared by a rerun"] = str(len(browser.STALE_ANSWERS))
     return result
 
 
