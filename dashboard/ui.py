@@ -99,7 +99,7 @@ def default_model_coming(settings: TrainingSettings) -> None:
         when = f" in about {formats.seconds(status.ends_in)}" if status.ends_in is not None else " when it is trained"
         st.info(
             f"**The convnet takes over{when}.** It reads more of the digits people photograph and draw "
-            "than this dense network, which answers until then. Pick a model in the sidebar to keep one.",
+            "than this dense network, which answers until then. To use another model, pick it in the sidebar.",
             icon=":material/upgrade:",
         )
 
