@@ -3,13 +3,13 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PORT ?= 8501
-# More `streamlit run` options for the dashboard, e.g. DASHBOARD_ARGS="--server.allowedHosts dashboard.example.org".
+# More `streamlit run` options for the dashboard (python -m dashboard passes them on), e.g. DASHBOARD_ARGS="--server.allowedHosts dashboard.example.org".
 DASHBOARD_ARGS ?=
 
 .PHONY: dashboard test check system-packages benchmark reliability
 
 dashboard: $(INSTALLED)
-	$(PYTHON) -m streamlit run dashboard/app.py --server.port $(PORT) $(DASHBOARD_ARGS)
+	$(PYTHON) -m dashboard --server.port $(PORT) $(DASHBOARD_ARGS)
 
 test: $(INSTALLED) system-packages
 	$(PYTHON) -m ruff check .

@@ -81,9 +81,9 @@ SWITCHES = {
     "Evaluation": ("Evaluation", "Misclassified test images"),
     "Model": ("Model", "Downloads"),
 }
-# The server's log line once the web process has connected to its engine (dashboard/state.py).
+# The server's log line once the web process has connected to its engine (dashboard/connection.py).
 CONNECTED = re.compile(
-    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO dashboard\.state: connected to the model engine at (\S+)",
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO dashboard\.connection: connected to the model engine at (\S+)",
     re.MULTILINE,
 )
 # The messages the Training page shows when the engine refuses a submission (mnist_model/workers.py).

@@ -1,10 +1,9 @@
 """The dashboard's entry point: page configuration, navigation and the shared sidebar.
 
-Run it from the project root with ``streamlit run dashboard/app.py``. Each page is a short script in
-``dashboard/views/``; everything they show comes from :mod:`mnist_model`.
+Run it from the project root with ``python -m dashboard`` (or ``streamlit run dashboard/app.py``).
+Each page is a short script in ``dashboard/views/``; everything they show comes from :mod:`mnist_model`.
 """
 
-import logging
 import sys
 from pathlib import Path
 
@@ -15,18 +14,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
-from dashboard import ui  # noqa: E402  (needs the project root on the import path)
+from dashboard import log_to_stderr, ui  # noqa: E402  (needs the project root on the import path)
 
 PAGES = Path(__file__).parent / "views"
 
-# The server's log records the engine's connection, its failures and each warning.
-for name in ("mnist_model", "dashboard"):
-    package_log = logging.getLogger(name)
-    if not package_log.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        package_log.addHandler(handler)
-        package_log.setLevel(logging.INFO)
+log_to_stderr()
 
 st.set_page_config(page_title="MNIST dashboard", page_icon=":material/draw:", layout="wide")
 

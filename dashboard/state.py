@@ -2,11 +2,12 @@
 
 The web process holds no model and imports no TensorFlow: every model-related question goes to the
 engine (:mod:`mnist_model.engine`, on Ray) and comes back as plain data. The connection is made once
-per server, on a thread of its own that starts with the first page view, so a page never waits for
-Ray to start: it shows what it can and says the engine is starting.
+per server, on a thread of its own that starts with the server (``python -m dashboard``) or with the
+first page view, so a page never waits for Ray to start: it shows what it can and says the engine is
+starting.
 
-All Streamlit caching lives here: ``st.cache_resource`` for the connection and the test images,
-which every session shares; ``st.cache_data`` for what pages derive from a run (evaluations, layer
+All Streamlit caching lives here: ``st.cache_resource`` for the test images, which every session
+shares; ``st.cache_data`` for what pages derive from a run (evaluations, layer
 summaries, weights, tables), keyed by the run's cache key.
 
 The model in use (the "selected run") is a value in ``st.session_state`` under a key no widget
@@ -19,7 +20,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +28,7 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from dashboard import connection
 from mnist_model import artifacts, images
 from mnist_model.engine import ADDRESS_ENV, Engine, EngineError
 from mnist_model.records import JobStatus
@@ -42,50 +43,24 @@ WATCHED_SETTINGS = "watched_settings"
 # The session-state key that is true once the user has chosen the model in use (or trained one):
 # from then on the pages keep to it, and the default model no longer takes over.
 CHOSEN = "model_chosen"
-# The model served first on an empty cache, until the default model is trained: the dense
-# network, ready in seconds.
-FIRST = TrainingSettings()
 _SERVED = "_served_settings"
 
 
-class Connector:
-    """Connects to the engine on a thread of its own, which then lives as long as the server."""
-
-    def __init__(self) -> None:
-        self.engine: Engine | None = None
-        self.error: str | None = None
-        self._thread = threading.Thread(target=self._run, name="engine-connector", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.engine = Engine.connect()
-            log.info("connected to the model engine at %s", self.engine.address)
-        except EngineError as error:
-            self.error = str(error)
-        except Exception:  # The page must show a message, whatever went wrong.
-            log.exception("the model engine could not start")
-            self.error = "The model engine could not start; the server log says why."
-        # Ray's connection was made on this thread: keep it alive with the process (see mnist_model.engine).
-        threading.Event().wait()
-
-
-@st.cache_resource(show_spinner=False)
-def connector() -> Connector:
-    return Connector()
+def connector() -> connection.Connector:
+    return connection.connector()
 
 
 def engine() -> Engine | None:
     """The engine, or None while it starts. Raises EngineError when it could not start."""
-    connection = connector()
-    if connection.error:
-        raise EngineError(connection.error)
-    return connection.engine
+    connected = connection.connector()
+    if connected.error:
+        raise EngineError(connected.error)
+    return connected.engine
 
 
 def retry_engine() -> None:
     """Forget a failed connection so that the next page view tries again."""
-    connector.clear()
+    connection.forget_failure()
 
 
 def owner() -> str:
@@ -95,25 +70,33 @@ def owner() -> str:
 
 
 def default_settings() -> TrainingSettings:
-    """The model people get: the convnet, unless ``$MNIST_DEFAULT_MODEL`` says mlp (then FIRST)."""
+    """The model people get: the convnet, unless ``$MNIST_DEFAULT_MODEL`` says mlp."""
     try:
         return TrainingSettings.default()
     except ValueError as error:
         log.error("%s Serving the dense network.", error)
-        return FIRST
+        return TrainingSettings()
+
+
+def first_settings() -> TrainingSettings:
+    """The model served until the default one is trained (see ``TrainingSettings.served_first``)."""
+    try:
+        return TrainingSettings.served_first()
+    except ValueError:
+        return TrainingSettings()  # default_settings() logs why
 
 
 def selected_settings() -> TrainingSettings:
     """The settings of the run the pages show: the user's choice once made; until then the default
-    model once it is trained, and FIRST, which is trained first, before that.
+    model once it is trained, and the model served first before that.
 
-    When the default model takes over from FIRST, the session is told once, in a toast.
+    When the default model takes over, the session is told once, in a toast.
     """
     if st.session_state.get(CHOSEN) and SELECTED_SETTINGS in st.session_state:
         return st.session_state[SELECTED_SETTINGS]
-    best = default_settings()
-    settings = best if best == FIRST or _is_cached(best) else FIRST
-    if st.session_state.get(_SERVED) == FIRST and settings != FIRST:
+    best, first = default_settings(), first_settings()
+    settings = best if best == first or _is_cached(best) else first
+    if st.session_state.get(_SERVED) == first and settings != first:
         st.toast(
             f"**The convnet is ready** and now answers on every page ({_accuracy(settings)} of the test digits "
             "read right). Pick another model in the sidebar at any time.",

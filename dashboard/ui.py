@@ -87,10 +87,10 @@ def require_run() -> str:
 
 
 def default_model_coming(settings: TrainingSettings) -> None:
-    """While FIRST serves a session that has chosen no model, have the default model trained (queued
-    after FIRST) and say that it takes over, and about when."""
+    """While the model served first serves a session that has chosen no model, have the default model
+    trained (queued after the first) and say that it takes over, and about when."""
     best = state.default_settings()
-    if state.chosen_by_user() or settings != state.FIRST or best == settings:
+    if state.chosen_by_user() or settings != state.first_settings() or best == settings:
         return
     status = ensure(best)
     if status.state == FAILED:
@@ -99,7 +99,7 @@ def default_model_coming(settings: TrainingSettings) -> None:
         when = f" in about {formats.seconds(status.ends_in)}" if status.ends_in is not None else " when it is trained"
         st.info(
             f"**The convnet takes over{when}.** It reads more of the digits people photograph and draw "
-            "than this dense network, which answers until then. To use another model, pick it in the sidebar.",
+            "than this quick dense network, which answers until then. To use another model, pick it in the sidebar.",
             icon=":material/upgrade:",
         )
 

@@ -43,8 +43,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Bumped whenever the layout of an entry or the meaning of its contents changes (2: the model's
-# probabilities are calibrated, and the manifest holds the temperature).
-FORMAT_VERSION = 2
+# probabilities are calibrated, and the manifest holds the temperature; 3: "cnn" is the strided
+# three-convolution network).
+FORMAT_VERSION = 3
 MODEL_FILE = "model.keras"
 MANIFEST_FILE = "manifest.json"
 

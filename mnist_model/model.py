@@ -1,9 +1,10 @@
 """The networks, and a description of their layers as data.
 
 ``mlp`` is the classic Keras MNIST network, layer for layer. ``cnn`` is a small convolutional
-network (two 3x3 convolutions with max-pooling, then dropout and a dense layer) that passes 99.3%
-test accuracy on MNIST when trained with augmentation for a dozen epochs, yet is cheap enough to
-train on two CPU cores in a few minutes.
+network: three convolutions, the first two with stride 2 in place of pooling, then dropout and the
+output layer (62k weights). Trained with augmentation for eight epochs it reads about 99.4% of the
+test digits and 97-99% of the generated realistic set, in two to three times the dense network's
+training time on two CPU cores (the README has the figures, and what else was tried).
 """
 
 from __future__ import annotations
@@ -42,14 +43,12 @@ def _cnn() -> keras.Model:
         [
             keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE), name="image"),
             keras.layers.Reshape((IMAGE_SIZE, IMAGE_SIZE, 1), name="channel"),
-            keras.layers.Conv2D(32, 3, activation="relu", name="conv_1"),
-            keras.layers.MaxPooling2D(name="pool_1"),
-            keras.layers.Conv2D(64, 3, activation="relu", name="conv_2"),
-            keras.layers.MaxPooling2D(name="pool_2"),
+            # Strided convolutions instead of pooling: each costs a quarter of a full-size one.
+            keras.layers.Conv2D(32, 5, strides=2, activation="relu", name="conv_1"),  # 12x12
+            keras.layers.Conv2D(64, 3, strides=2, activation="relu", name="conv_2"),  # 5x5
+            keras.layers.Conv2D(64, 3, activation="relu", name="conv_3"),  # 3x3
             keras.layers.Flatten(name="flatten"),
-            keras.layers.Dropout(0.3, name="dropout_1"),
-            keras.layers.Dense(128, activation="relu", name="dense"),
-            keras.layers.Dropout(0.3, name="dropout_2"),
+            keras.layers.Dropout(0.1, name="dropout"),
             keras.layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities"),
         ],
         name="cnn",

@@ -59,7 +59,7 @@ class TrainingSettings:
     @classmethod
     def recommended(cls, architecture: str = "mlp", **changes) -> TrainingSettings:
         """The settings we recommend for an architecture, with any field overridden by ``changes``."""
-        defaults = {"cnn": {"epochs": 12, "batch_size": 128, "learning_rate": 2e-3}}
+        defaults = {"cnn": {"epochs": 8, "batch_size": 256, "learning_rate": 4e-3}}
         return cls(architecture=architecture, **{**defaults.get(architecture, {}), **changes})
 
     @classmethod
@@ -67,12 +67,26 @@ class TrainingSettings:
         """The model people get unless they choose another: the recommended convnet, or the dense
         network where ``$MNIST_DEFAULT_MODEL`` says "mlp". Raises ValueError for another value there.
 
-        ``TrainingSettings()`` itself is the dense network, which trains in seconds: the dashboard
-        serves it first, until the default model is ready.
+        ``TrainingSettings()`` itself is the classic dense network. Until the default model is trained,
+        the dashboard serves :meth:`served_first`.
         """
         from mnist_model import config
 
         return cls.recommended(config.default_architecture())
+
+    @classmethod
+    def quick(cls) -> TrainingSettings:
+        """The dense network in two epochs without augmentation: about 3 s of training on two cores,
+        for a first answer while the convnet trains. It reads 95.5% of the test digits, and fewer real
+        photographs and drawings than the default (see the README)."""
+        return cls(epochs=2, augment=False)
+
+    @classmethod
+    def served_first(cls) -> TrainingSettings:
+        """What a dashboard serves while the default model is not trained: :meth:`quick` while the
+        convnet trains, or the default itself when that is the dense network, which is quick enough."""
+        default = cls.default()
+        return cls.quick() if default.architecture == "cnn" else default
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -383,7 +383,8 @@ class Coordinator:
 
     def _prune(self) -> None:
         recent = {key for key, used in self._last_used.items() if time.time() - used < IN_USE_SECONDS}
-        pinned = {self.key_for(TrainingSettings()), self.key_for(TrainingSettings.recommended("cnn"))}
+        served = (TrainingSettings(), TrainingSettings.quick(), TrainingSettings.recommended("cnn"))
+        pinned = {self.key_for(settings) for settings in served}
         with self._lock:
             active = set(self._jobs)
         artifacts.prune(

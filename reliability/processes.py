@@ -1,7 +1,7 @@
 """Processes the suite starts and watches: dashboard servers, and readings of memory and threads.
 
-Each :class:`Dashboard` is a real ``streamlit run dashboard/app.py`` (through :mod:`reliability.serve`,
-so the package's log lines reach its log) on a free local port, with its own artifacts folder and
+Each :class:`Dashboard` is a real server started as people start it (``python -m dashboard``, which
+logs the package's lines too) on a free local port, with its own artifacts folder and
 log file. Storage faults are real: the server can be started in its own mount namespace
 (``unshare -m``) with its artifacts folder bind-mounted read-only or replaced by a tiny tmpfs, so
 even root cannot write there, and nothing outside that server sees the mount.
@@ -158,7 +158,7 @@ class Dashboard:
         return self._process.pid
 
     def start(self, timeout: float = 120) -> None:
-        command = [sys.executable, "-m", "reliability.serve", "run", "dashboard/app.py", "--server.headless", "true"]
+        command = [sys.executable, "-m", "dashboard", "--server.headless", "true"]
         command += ["--server.port", str(self.port), "--server.address", "127.0.0.1"]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:

@@ -78,7 +78,7 @@ def test_when_says_today_or_yesterday_relative_to_now(now, expected):
     ("settings", "expected"),
     [
         (TrainingSettings(), "mlp · 10 ep · b512 · lr 3e-3 · aug"),
-        (TrainingSettings.recommended("cnn"), "cnn · 12 ep · b128 · lr 2e-3 · aug"),
+        (TrainingSettings.recommended("cnn"), "cnn · 8 ep · b256 · lr 4e-3 · aug"),
         (
             TrainingSettings(learning_rate=0.0015, augment=False, cosine_decay=False, seed=3),
             "mlp · 10 ep · b512 · lr 1.5e-3 · const lr · seed 3",

@@ -40,8 +40,14 @@ def test_cnn_maps_images_to_probabilities_with_the_expected_parameter_counts():
     assert probabilities.shape == (2, 10)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
     summary = describe_layers(model)
-    # 3x3 kernels over 1 then 32 channels; 5x5x64 = 1600 features into 128 units; 128 into 10.
-    assert [layer.parameters for layer in summary.layers if layer.type == "Conv2D"] == [320, 18_496]
-    assert [layer.parameters for layer in summary.layers if layer.type == "Dense"] == [204_928, 1_290]
-    assert summary.total_parameters == model.count_params() == 320 + 18_496 + 204_928 + 1_290
+    # A 5x5 kernel over 1 channel into 32, then 3x3 kernels over 32 and 64 channels into 64; the
+    # 3x3x64 = 576 features into 10. Strides of 2 then 1 take 28 to 12, 5 and 3.
+    assert [layer.parameters for layer in summary.layers if layer.type == "Conv2D"] == [832, 18_496, 36_928]
+    assert [layer.output_shape for layer in summary.layers if layer.type == "Conv2D"] == [
+        (None, 12, 12, 32),
+        (None, 5, 5, 64),
+        (None, 3, 3, 64),
+    ]
+    assert [layer.parameters for layer in summary.layers if layer.type == "Dense"] == [5_770]
+    assert summary.total_parameters == model.count_params() == 832 + 18_496 + 36_928 + 5_770
     assert summary.as_rows()[-1]["output_shape"] == "(None, 10)"

@@ -43,3 +43,24 @@ def test_recommended_settings_take_overrides():
 def test_default_network_trains_for_the_classic_ten_epochs():
     assert TrainingSettings().epochs == 10
     assert TrainingSettings().architecture == "mlp"
+
+
+@pytest.mark.parametrize(
+    ("configured", "first", "default"),
+    [(None, "quick", "cnn"), ("cnn", "quick", "cnn"), ("mlp", "mlp", "mlp")],
+    ids=["unset", "cnn", "mlp"],
+)
+def test_the_quick_dense_network_is_served_first_only_while_a_convnet_trains(monkeypatch, configured, first, default):
+    if configured is None:
+        monkeypatch.delenv("MNIST_DEFAULT_MODEL", raising=False)
+    else:
+        monkeypatch.setenv("MNIST_DEFAULT_MODEL", configured)
+    expected_first = TrainingSettings.quick() if first == "quick" else TrainingSettings.recommended(first)
+    assert TrainingSettings.served_first() == expected_first
+    assert TrainingSettings.default() == TrainingSettings.recommended(default)
+
+
+def test_the_quick_network_is_the_dense_one_trained_briefly_without_augmentation():
+    quick = TrainingSettings.quick()
+    assert (quick.architecture, quick.epochs, quick.augment) == ("mlp", 2, False)
+    assert quick.describe() == "mlp, 2 epochs, batch 512, lr 0.003, seed 0"

@@ -44,7 +44,8 @@ with st.form("settings"):
         ["mlp", "cnn"],
         index=["mlp", "cnn"].index(current.architecture),
         format_func={"mlp": "mlp: dense network", "cnn": "cnn: convolutional network"}.get,
-        help="mlp trains in seconds; cnn reaches about 99.4% but takes minutes on a CPU.",
+        help="mlp trains in seconds; cnn reads more (about 99.4% of the test digits with its recommended "
+        "8 epochs, batch 256, lr 4e-3) and takes about a minute on two CPU cores.",
         key="form_architecture",
     )
     columns[1].slider("Epochs", 1, max(30, current.epochs), current.epochs, help=formats.EPOCHS_HELP, key="form_epochs")
