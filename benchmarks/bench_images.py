@@ -6,9 +6,9 @@ most 5 ms, a 12-megapixel JPEG in at most 150 ms. The JPEG is made here: a digit
 paper, 4000x3000, quality 90, like a phone photo.
 
 Accuracy (``--accuracy``, needs MNIST): the generated realistic set of tests/realistic_digits.py,
-classified after preprocessing and after a naive resize, by the default model and by
-one trained without augmentation (``--cnn`` adds the recommended convolutional net, which takes
-minutes to train).
+classified after preprocessing and after a naive resize, by the quick dense network the dashboard
+serves first, the augmented dense network and one trained without augmentation (``--cnn`` adds the
+default model, the recommended convnet, which takes about a minute to train).
 Numbers (``--accuracy`` too): the generated numbers of 2-4 digits, the share cut into the right
 number of digits and the share read exactly, by style; and how many one-digit images were taken
 for numbers. Not a digit (``--accuracy`` too): the share of MNIST test digits, realistic digits
@@ -236,7 +236,7 @@ def numbers(seeds: list[int], with_cnn: bool) -> None:
         print(f"{name:<26} {hits.mean():>6.1%}  {by_style}")
 
     row("cut into its digits", cut)
-    candidates = {"mlp, quick (served first)": TrainingSettings.quick(), "mlp, augmented": TrainingSettings()}
+    candidates = {"mlp quick (served first)": TrainingSettings.quick(), "mlp augmented": TrainingSettings()}
     if with_cnn:
         candidates["default: cnn, recommended"] = TrainingSettings.recommended("cnn")
     data = load_mnist()

@@ -9,6 +9,12 @@ process so that its peak resident memory is its own. Timings on a shared machine
 report gives medians over seeds and ratios measured side by side.
 
     MNIST_DATA=/path/to/mnist.npz python -m benchmarks.bench_training [--seeds 3] [--skip-cnn] [--skip-classic]
+
+``--convnets`` instead compares convnet recipes with the default mlp, each fit timed against the
+mlp's fit in the same process, and scored on MNIST's test set and on the generated realistic set
+(tests/realistic_digits.py, seeds 0 and 1, and its numbers of seed 0): what chose the convnet.
+
+    MNIST_DATA=/path/to/mnist.npz python -m benchmarks.bench_training --convnets [--seeds 3]
 """
 
 from __future__ import annotations
@@ -211,6 +217,122 @@ print(json.dumps({
 """
 
 
+# One recipe against the default mlp, in one process: the fits' wall and CPU times, test accuracy,
+# and accuracy on the realistic images and numbers prepared by the parent (an .npz).
+CONVNET = """
+import json, sys, time
+import numpy as np
+from tensorflow import keras
+import mnist_model.model as networks
+from mnist_model import TrainingSettings, load_mnist, training
+
+recipe, seed, prepared = sys.argv[1], int(sys.argv[2]), np.load(sys.argv[3])
+layers, epochs, batch, rate = json.loads(sys.argv[4])
+
+def build():
+    stack = [keras.Input(shape=(28, 28)), keras.layers.Reshape((28, 28, 1))]
+    for filters, kernel, strides, pool in layers:
+        stack.append(keras.layers.Conv2D(filters, kernel, strides=strides, activation="relu"))
+        if pool:
+            stack.append(keras.layers.MaxPooling2D())
+    stack += [keras.layers.Flatten(), keras.layers.Dropout(0.1), keras.layers.Dense(10, activation="softmax")]
+    return keras.Sequential(stack)
+
+data = load_mnist()
+def timed_fit(settings):
+    wall, cpu = time.perf_counter(), time.process_time()
+    model, _ = training.fit(settings, data)
+    return model, time.perf_counter() - wall, time.process_time() - cpu
+
+_, mlp_seconds, _ = timed_fit(TrainingSettings(seed=seed))
+if recipe != "recommended":
+    networks._cnn = build
+settings = TrainingSettings.recommended("cnn", seed=seed)
+if recipe != "recommended":
+    settings = TrainingSettings(architecture="cnn", epochs=epochs, batch_size=batch, learning_rate=rate, seed=seed)
+model, seconds, cpu = timed_fit(settings)
+def read(images):
+    return model.predict(images, verbose=0, batch_size=2000).argmax(axis=1)
+digits = read(prepared["number_digits"])
+ends = np.cumsum(prepared["number_lengths"])[:-1]
+numbers = ["".join(map(str, chunk)) for chunk in np.split(digits, ends)]
+print(json.dumps({
+    "mlp_seconds": mlp_seconds, "seconds": seconds, "cpu_seconds": cpu, "ratio": seconds / mlp_seconds,
+    "test_accuracy": float((read(data.test_images / 255.0) == data.test_labels).mean()),
+    "realistic_0": float((read(prepared["images_0"]) == prepared["labels_0"]).mean()),
+    "realistic_1": float((read(prepared["images_1"]) == prepared["labels_1"]).mean()),
+    "numbers": sum(a == b for a, b in zip(numbers, prepared["number_labels"])) / len(prepared["number_labels"]),
+}))
+"""
+
+# name -> ((filters, kernel, strides, max-pool after) per convolution, epochs, batch size, learning rate).
+# "recommended" is TrainingSettings.recommended("cnn") as model.py builds it, whatever these say.
+CONVNET_RECIPES = {
+    "recommended": None,
+    "3 conv 16-32-32, 5 epochs, batch 128": ([(16, 5, 2, 0), (32, 3, 2, 0), (32, 3, 1, 0)], 5, 128, 4e-3),
+    "3 conv 32-64-64, 5 epochs, batch 256": ([(32, 5, 2, 0), (64, 3, 2, 0), (64, 3, 1, 0)], 5, 256, 4e-3),
+    "3 conv 48-96-96, 6 epochs, batch 256": ([(48, 5, 2, 0), (96, 3, 2, 0), (96, 3, 1, 0)], 6, 256, 4e-3),
+    "2 conv 32-64 with max-pooling, 6 epochs": ([(32, 3, 1, 1), (64, 3, 1, 1)], 6, 256, 4e-3),
+}
+
+
+def prepare_realistic(folder: Path) -> Path:
+    """The realistic sets through preprocessing, once for every recipe: an .npz in ``folder``."""
+    import numpy as np
+
+    from benchmarks.bench_images import _realistic_digits
+    from mnist_model.images import preprocess_canvas, preprocess_file
+
+    realistic = _realistic_digits()
+
+    def prepare(sample):
+        if sample.canvas is not None:
+            return preprocess_canvas(sample.canvas)
+        return preprocess_file(sample.data, name=sample.name)
+
+    arrays = {}
+    for seed in (0, 1):
+        samples = realistic.realistic_set(300, seed=seed)
+        arrays[f"images_{seed}"] = np.stack([prepare(sample).model_input for sample in samples])
+        arrays[f"labels_{seed}"] = np.array([sample.label for sample in samples])
+    numbers = [(sample, prepare(sample)) for sample in realistic.realistic_numbers(150, seed=0)]
+    cut = [(sample, result) for sample, result in numbers if result.is_number]
+    arrays["number_digits"] = np.concatenate([result.digit_inputs for _, result in cut])
+    arrays["number_lengths"] = np.array([len(result.digits) for _, result in cut])
+    # Numbers not cut into digits count as misread: they are padded with labels nothing reads.
+    arrays["number_labels"] = np.array([sample.label for sample, _ in cut] + ["x"] * (len(numbers) - len(cut)))
+    path = folder / "realistic.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+def compare_convnets(seeds: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        prepared = prepare_realistic(Path(folder))
+        results = {}
+        for name, recipe in CONVNET_RECIPES.items():
+            for seed in range(seeds):
+                kind = "recommended" if recipe is None else "custom"
+                results.setdefault(name, []).append(
+                    measure(CONVNET, kind, str(seed), str(prepared), json.dumps(recipe or [[], 0, 0, 0]))
+                )
+                print(f"{name}, seed {seed}: {results[name][-1]}", file=sys.stderr)
+    print(f"\n{seeds} seeds; time: median fit against the default mlp's in the same process; accuracy: mean\n")
+    print("| recipe | fit / mlp fit | fit (s) | MNIST test | realistic, seed 0 | realistic, seed 1 | numbers read |")
+    print("|---|---|---|---|---|---|---|")
+    for name, runs in results.items():
+        mean = {field: statistics.mean(run[field] for run in runs) for field in runs[0]}
+        ratio = statistics.median(run["ratio"] for run in runs)
+        seconds = statistics.median(run["seconds"] for run in runs)
+        print(
+            f"| {name} | {ratio:.1f}x | {seconds:.0f} | {mean['test_accuracy']:.2%} | {mean['realistic_0']:.1%} "
+            f"| {mean['realistic_1']:.1%} | {mean['numbers']:.1%} |"
+        )
+    output = PROJECT / "benchmarks" / "results"
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "convnets.json").write_text(json.dumps(results, indent=2))
+
+
 def measure(script: str, *arguments: str) -> dict:
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(PROJECT)}
     # From a file rather than ``-c``: AutoGraph reads the source of the reference loop's tf.function.
@@ -230,7 +352,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--skip-cnn", action="store_true")
     parser.add_argument("--skip-classic", action="store_true", help="leave out the classic Keras recipe")
+    parser.add_argument("--convnets", action="store_true", help="compare convnet recipes instead (see above)")
     arguments = parser.parse_args()
+    if arguments.convnets:
+        compare_convnets(arguments.seeds)
+        return
 
     results = {kind: [] for kind in ("baseline", "mlp", "mlp+augment", "cnn", "reference mlp", "reference mlp+augment")}
     for seed in range(arguments.seeds):

@@ -26,6 +26,7 @@ from reliability.processes import Dashboard, descendants, resident_mb
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 PAGES = ["", "training", "evaluation", "model", "predict"]
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-output" / "screenshots"
 # Seconds each page is watched after opening: the first visit's whole start, engine included.
 WATCH_SECONDS = 12
 # Seconds Ray's processes may take to stop after the server has (its supervisor waits 10 s at most).
@@ -201,6 +202,8 @@ def test_the_convnet_takes_over_from_the_dense_network_on_an_empty_store(
         first_answer = time.monotonic() - started
         expect(sidebar.get_by_text(dense)).to_be_visible()
         expect(page.get_by_text("The convnet takes over")).to_be_visible(timeout=60_000)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=SCREENSHOTS / "takeover.png")
         # When the convnet is trained it answers instead, and the session is told.
         expect(sidebar.get_by_text(convnet)).to_be_visible(timeout=TRAINING_SECONDS * 1000)
         takeover = time.monotonic() - started
