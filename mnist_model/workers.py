@@ -531,7 +531,8 @@ class ModelServer:
         try:
             self.digit_scores(np.zeros((1, 28, 28), dtype=np.float32), train=False)
         except Exception as error:  # the data may be missing: the pages say so, not this warm-up
-            log.warning("the digit detector could not be loaded ahead of use: %s", error)
+            # A task's error carries the remote traceback in its text; its cause says what went wrong.
+            log.warning("the digit detector could not be loaded ahead of use: %s", getattr(error, "cause", error))
         return True
 
     def _entry(self, key: str):

@@ -28,7 +28,7 @@ from reliability.report import SectionResult
 
 KILL_POINTS = {
     "fit": "during training (a third of the way through fit)",
-    "model-file": "while the model file is being written (its temporary file has just appeared)",
+    "model-file": "while the model file is being written (half of it in its temporary file)",
     "model-renamed": "after the model file is in place, before its manifest is written",
     "manifest-file": "while the manifest is written (temporary file complete, not yet renamed)",
 }
@@ -56,18 +56,9 @@ def _worker(root: Path, mode: str, wrapper: list[str] | None = None) -> subproce
     )
 
 
-def _kill_at(process: subprocess.Popen, root: Path, point: str, timeout: float = 300) -> str:
+def _kill_at(process: subprocess.Popen, point: str, timeout: float = 300) -> str:
     """Send SIGKILL at ``point``; returns what was happening when it landed."""
     deadline = time.monotonic() + timeout
-    if point == "model-file":
-        # No hook: watch the entry folder and kill the moment a temporary model file appears.
-        runs = root / "runs"
-        while time.monotonic() < deadline and process.poll() is None:
-            if runs.is_dir() and any(path.name.endswith(".keras") for path in runs.glob("*/.tmp-*")):
-                process.send_signal(signal.SIGKILL)
-                return "temporary model file present"
-            time.sleep(0.001)
-        return "process ended before a temporary model file was seen"
     assert process.stdout is not None
     for line in process.stdout:
         if point == "fit" and line.startswith("progress training"):
@@ -101,7 +92,7 @@ def killed_training(scratch: Path) -> SectionResult:
         root = scratch / f"kill-{point}"
         shutil.rmtree(root, ignore_errors=True)
         process = _worker(root, point)
-        landed = _kill_at(process, root, point)
+        landed = _kill_at(process, point)
         process.wait(timeout=60)
         left = _entry_files(root)
         killed = process.returncode == -signal.SIGKILL

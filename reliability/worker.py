@@ -4,9 +4,11 @@ It trains a small run on the real MNIST copy and reports on standard output, one
 so that the suite can send SIGKILL at a chosen moment:
 
 - ``progress <phase> <fraction>`` for every progress report;
-- ``paused <where>`` when MODE asks it to stop at a point inside saving ("model-renamed": the model
-  file is in place, its manifest not yet written; "manifest-file": the manifest is written to its
-  temporary file, not yet renamed). It then sleeps until killed, like a process stuck on a slow disk;
+- ``paused <where>`` when MODE asks it to stop at a point inside saving ("model-file": half of the
+  model's bytes are in its temporary file, as a kill in the middle of the write leaves it;
+  "model-renamed": the model file is in place, its manifest not yet written; "manifest-file": the
+  manifest is written to its temporary file, not yet renamed). It then sleeps until killed, like a
+  process stuck on a slow disk;
 - ``result <json>`` at the end: where the run was saved, its notes, whether it came from the cache.
 
 The pauses wrap the package's own functions from outside; nothing in ``mnist_model`` knows about them.
@@ -49,7 +51,18 @@ def _pause(where: str) -> None:
 
 def main(argv: list[str]) -> int:
     root, mode = Path(argv[0]), argv[1]
-    if mode == "model-renamed":
+    if mode == "model-file":
+        fsync = artifacts._fsync
+
+        def half_written(path: Path) -> None:
+            if path.suffix == ".keras":
+                with open(path, "r+b") as stream:
+                    stream.truncate(path.stat().st_size // 2)
+                _pause(mode)
+            fsync(path)
+
+        artifacts._fsync = half_written
+    elif mode == "model-renamed":
         write = artifacts._write_atomically
 
         def paused_write(path: Path, text: str) -> None:
