@@ -57,7 +57,14 @@ def require_engine() -> Engine:
 def _engine_starting() -> None:
     if state.connector().engine is not None or state.connector().error:
         st.rerun()
-    st.info("Starting the model engine (a local Ray instance): a few seconds after the server starts.")
+    if state.connector().restarts:
+        st.warning(
+            "**The model engine stopped, and a new one is starting.** Trainings that were under way were "
+            "lost; the trained models are kept.",
+            icon=":material/restart_alt:",
+        )
+    else:
+        st.info("Starting the model engine (a local Ray instance): a few seconds after the server starts.")
     st.progress(0.0, text="Starting the model engine...")
 
 

@@ -33,7 +33,14 @@ if os.environ.get(ADDRESS_ENV, "127.0.0.1").split(":")[0] in ("", "127.0.0.1", "
 # By default a driver retries an unreachable cluster for about 14 minutes (20 attempts of up to 40 s).
 # A person waiting for a page is told within about half a minute instead; the engine's own Ray
 # processes are started without these settings (see local_ray).
-CONNECT_SETTINGS = {"RAY_NUM_REDIS_GET_RETRIES": "2", "RAY_py_gcs_connect_timeout_s": "5"}
+# And a driver whose cluster stops answering terminates its own process after 60 s ("Failed to
+# connect to GCS within 60 seconds ... The program will terminate"): here that process is the web
+# server, which must outlive its engine, tell its visitors, and start a new local one.
+CONNECT_SETTINGS = {
+    "RAY_NUM_REDIS_GET_RETRIES": "2",
+    "RAY_py_gcs_connect_timeout_s": "5",
+    "RAY_gcs_rpc_server_reconnect_timeout_s": str(10**9),
+}
 for _name, _value in CONNECT_SETTINGS.items():
     os.environ.setdefault(_name, _value)
 
@@ -123,10 +130,18 @@ class Engine:
     QueueFull, DataError (MNIST missing or invalid) or ImageError (an unusable image).
     """
 
-    def __init__(self, coordinator: ray.actor.ActorHandle, models: ray.actor.ActorHandle, address: str):
+    def __init__(
+        self,
+        coordinator: ray.actor.ActorHandle,
+        models: ray.actor.ActorHandle,
+        address: str,
+        local: LocalCluster | None = None,
+    ):
         self._coordinator = coordinator
         self._models = models
         self.address = address
+        # The local head this engine runs on, when it started one; None on a cluster named by address.
+        self.local = local
         self._ready_models = models.ready.remote()
 
     @classmethod
@@ -143,8 +158,11 @@ class Engine:
             # A cluster elsewhere gets this package's code from here; a local one imports it in place.
             runtime_env = {"py_modules": [str(Path(__file__).parent)]}
             if not address:
-                address = _start_local(local)
+                local = _start_local(local)
+                address = local.address
                 runtime_env = None
+            else:
+                local = None
             try:
                 ray.init(address=address, namespace=NAMESPACE, runtime_env=runtime_env, logging_level=logging.WARNING)
             except (ConnectionError, RuntimeError, ValueError) as error:
@@ -157,7 +175,16 @@ class Engine:
         coordinator = _shared_actor(workers.Coordinator, "coordinator", max_concurrency=64, resources=HEAD_NODE)
         coordinator = coordinator.remote(engine_settings)
         models = _shared_actor(workers.ModelServer, "models", max_concurrency=16).remote(coordinator)
-        return cls(coordinator, models, address)
+        return cls(coordinator, models, address, local)
+
+    def close(self) -> None:
+        """Disconnect this process from Ray, and stop the local head if this engine started one.
+
+        Call it from the thread that connected. After it, :meth:`connect` may connect again.
+        """
+        ray.shutdown()
+        if self.local is not None:
+            self.local.stop()
 
     # Training jobs and runs
 
@@ -250,20 +277,25 @@ class Engine:
             raise EngineError("The model engine is unavailable (its worker stopped); try again in a moment.") from None
 
 
-def _start_local(local: LocalCluster | None) -> str:
-    """Start ``local`` (or a new local head) and return its address. Raises EngineError.
+def _start_local(local: LocalCluster | None) -> LocalCluster:
+    """Start ``local`` (or a new local head) and return it, started. Raises EngineError.
 
     A head of our own that fails to start is tried once more with a new one: on a loaded machine
     Ray's own start-up can time out once ("node timed out during startup") and then succeed.
     """
     if local is not None:
-        return local.start()
+        local.start()
+        return local
     for _ in range(LOCAL_START_ATTEMPTS - 1):
+        local = LocalCluster()
         try:
-            return LocalCluster().start()
+            local.start()
+            return local
         except EngineError as error:
             log.warning("the local Ray instance did not start (%s); trying again", error)
-    return LocalCluster().start()
+    local = LocalCluster()
+    local.start()
+    return local
 
 
 def wait_for(condition: Callable[[], T | None], timeout: float, interval: float = 0.1) -> T | None:

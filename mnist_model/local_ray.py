@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -31,6 +32,19 @@ log = logging.getLogger(__name__)
 START_SECONDS = 60.0
 STOP_SECONDS = 10.0
 ADDRESS_ENV = "RAY_ADDRESS"
+# Ports for the head's servers: below the kernel's ephemeral range (32768-60999 on Linux, 49152 and up
+# elsewhere), where outgoing connections and every server bound to port 0 get theirs, Ray's own
+# included, and above Ray's worker ports (10002-19999). A port picked there and bound a moment later
+# is not taken in between by a port handed out at random, which once stopped a whole head: its client
+# server found "its" ephemeral port in use and `ray start --block` stopped every process.
+LISTEN_PORTS = range(20000, 32768)
+# A driver's patience with its cluster (see mnist_model.engine), not the head's: a Ray process of the
+# head whose servers are gone must still stop.
+DRIVER_SETTINGS = (
+    "RAY_NUM_REDIS_GET_RETRIES",
+    "RAY_py_gcs_connect_timeout_s",
+    "RAY_gcs_rpc_server_reconnect_timeout_s",
+)
 
 
 class LocalCluster:
@@ -43,6 +57,8 @@ class LocalCluster:
         self.log_file = Path(tempfile.mkstemp(prefix="mnist-ray-", suffix=".log")[1])
         self._process: subprocess.Popen | None = None
         self._ready = threading.Event()
+        # Set when the head's processes have stopped, after a start or a failed one.
+        self.stopped = threading.Event()
         # The thread that starts the head lives as long as this process (see the module docstring).
         self._thread = threading.Thread(target=self._run, name="ray-head", daemon=True)
 
@@ -66,13 +82,22 @@ class LocalCluster:
                 process.kill()
 
     def _run(self) -> None:
-        port = _free_port()
+        try:
+            self._start_and_wait()
+        except EngineError as error:
+            self.error = str(error)
+        finally:
+            self._ready.set()
+            self.stopped.set()
+
+    def _start_and_wait(self) -> None:
+        port = free_port()
         command = [
             sys.executable,
             "-m",
             "mnist_model.local_ray",
             f"--port={port}",
-            f"--ray-client-server-port={_free_port()}",
+            f"--ray-client-server-port={free_port()}",
             "--node-ip-address=127.0.0.1",
             "--include-dashboard=false",
             "--disable-usage-stats",
@@ -90,8 +115,8 @@ class LocalCluster:
             # Stop at once when asked: there is nothing to drain on a single machine.
             "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
         }
-        for name in ("RAY_NUM_REDIS_GET_RETRIES", "RAY_py_gcs_connect_timeout_s"):
-            environment.pop(name, None)  # a driver's patience, not the head's (see mnist_model.engine)
+        for name in DRIVER_SETTINGS:
+            environment.pop(name, None)
         environment.pop(ADDRESS_ENV, None)
         with open(self.log_file, "wb") as output:
             try:
@@ -101,7 +126,6 @@ class LocalCluster:
             except OSError as error:
                 log.error("the local Ray instance could not be started: %s", error)
                 self.error = "The local Ray instance could not start; the server log says why."
-                self._ready.set()
                 return
         deadline = time.monotonic() + START_SECONDS
         while time.monotonic() < deadline and self._process.poll() is None:
@@ -121,13 +145,20 @@ class LocalCluster:
         self._ready.set()
         code = self._process.wait()
         if self.address is not None:
-            log.warning("the local Ray instance stopped (exit status %s)", code)
+            log.warning("the local Ray instance stopped (exit status %s); its output is in %s", code, self.log_file)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def free_port() -> int:
+    """A loopback port that is free now, from :data:`LISTEN_PORTS`. Raises EngineError if none is."""
+    for port in random.sample(LISTEN_PORTS, 64):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    first, last = LISTEN_PORTS.start, LISTEN_PORTS.stop - 1
+    raise EngineError(f"No free local port between {first} and {last} for the Ray instance.")
 
 
 def _die_with_parent() -> None:

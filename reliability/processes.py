@@ -14,13 +14,14 @@ import http.client
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
+
+from mnist_model.local_ray import free_port  # a port that no process is handed at random meanwhile
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Read by mnist_model.config; named here so that this module needs no import of the package.
@@ -38,12 +39,6 @@ def suite_environment(artifacts: Path, **overrides: str) -> dict[str, str]:
     environment["MNIST_ARTIFACTS"] = str(artifacts)
     environment.update(overrides)
     return environment
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _status_field(pid: int, name: str) -> str:

@@ -54,6 +54,8 @@ def server(mnist_path: Path, tmp_path_factory: pytest.TempPathFactory, trained_d
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with Dashboard(artifacts, SCREENSHOTS.parent / "streamlit-server.log", MNIST_DATA=str(mnist_path)) as dashboard:
         yield dashboard.url, artifacts
+        # A server that died takes every later test of the module with it: say why, once.
+        assert dashboard.healthy(), f"the dashboard server stopped; the end of its log:\n{dashboard.log_text()[-3000:]}"
         assert dashboard.tracebacks() == 0, dashboard.log_text()[-3000:]
 
 

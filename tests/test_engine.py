@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -114,12 +113,6 @@ def training_worker_pid(address: str, settings: TrainingSettings) -> int | None:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def run_python(script: str, environment: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
     """Run ``script`` in a new Python process (Ray's connection is per process) from the project folder."""
     return subprocess.run(
@@ -190,7 +183,7 @@ def unreachable() -> dict[str, tuple[str, subprocess.Popen, float]]:
     settings, which a user gets without setting anything."""
     started = {}
     for kind in ("bounded", "defaults"):
-        address = f"127.0.0.1:{free_port()}"
+        address = f"127.0.0.1:{mnist_model.local_ray.free_port()}"
         environment = {**os.environ, "RAY_ADDRESS": address}
         for name in FAST_CONNECT_FAILURE:
             environment.pop(name, None)
@@ -468,11 +461,15 @@ class FlakyHead:
     starts = 0
     failures = 1
 
+    def __init__(self) -> None:
+        self.address: str | None = None
+
     def start(self) -> str:
         FlakyHead.starts += 1
         if FlakyHead.starts <= FlakyHead.failures:
             raise mnist_model.engine.EngineError("The local Ray instance could not start; the server log says why.")
-        return "127.0.0.1:6379"
+        self.address = "127.0.0.1:6379"
+        return self.address
 
 
 @pytest.mark.parametrize("failures", [1, mnist_model.engine.LOCAL_START_ATTEMPTS])
@@ -481,7 +478,7 @@ def test_a_local_head_that_fails_to_start_is_tried_once_more(monkeypatch, caplog
     monkeypatch.setattr(FlakyHead, "failures", failures)
     monkeypatch.setattr(mnist_model.engine, "LocalCluster", FlakyHead)
     if failures < mnist_model.engine.LOCAL_START_ATTEMPTS:
-        assert mnist_model.engine._start_local(None) == "127.0.0.1:6379"
+        assert mnist_model.engine._start_local(None).address == "127.0.0.1:6379"
     else:
         with pytest.raises(mnist_model.engine.EngineError, match="could not start"):
             mnist_model.engine._start_local(None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -141,6 +142,35 @@ def test_the_web_server_stays_light_and_keeps_answering_after_a_minute(
         expect(later[0].get_by_text("Test accuracy", exact=True)).to_be_visible(timeout=30_000)
         expect(later[4].get_by_text("Predicted digit", exact=True)).to_be_visible(timeout=30_000)
         assert dashboard.tracebacks() == 0, dashboard.log_text()[-2000:]
+
+
+def test_the_server_outlives_its_ray_instance_and_starts_a_new_one(
+    browser: Browser, mnist_path: Path, artifacts: Path, tmp_path: Path
+) -> None:
+    # A Ray driver whose cluster is gone used to terminate its process 60 s later: the web server.
+    with Dashboard(artifacts, tmp_path / "server.log", MNIST_DATA=str(mnist_path)) as dashboard:
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        page.goto(f"{dashboard.url}/predict")
+        expect(page.get_by_text("Predicted digit", exact=True)).to_be_visible(timeout=TRAINING_SECONDS * 1000)
+        first = ray_processes_of(dashboard.pid)
+        gcs = [pid for pid, command in descendants(dashboard.pid) if "gcs_server" in command.split()[0]]
+        assert len(gcs) == 1, descendants(dashboard.pid)
+        killed = time.monotonic()
+        os.kill(gcs[0], signal.SIGKILL)
+        # A visitor meanwhile is told, then answered by the new instance.
+        page.goto(f"{dashboard.url}/predict")
+        expect(page.get_by_text("Predicted digit", exact=True)).to_be_visible(timeout=120_000)
+        print(f"predictions again {time.monotonic() - killed:.1f} s after the Ray instance was killed")
+        assert dashboard.log_text().count("connected to the model engine") == 2, dashboard.log_text()[-3000:]
+        assert "the local Ray instance stopped; starting a new one" in dashboard.log_text()
+        assert not set(ray_processes_of(dashboard.pid)) & set(first), "the old instance's processes are still there"
+        # Past the minute after which the old connection would have ended the server.
+        time.sleep(max(0.0, 70 - (time.monotonic() - killed)))
+        assert dashboard.healthy(), dashboard.log_text()[-3000:]
+        page.goto(f"{dashboard.url}/predict")
+        expect(page.get_by_text("Predicted digit", exact=True)).to_be_visible(timeout=30_000)
+        assert exceptions_on(page) == 0
+        assert dashboard.tracebacks() == 0, dashboard.log_text()[-3000:]
 
 
 def test_two_servers_on_one_cluster_train_the_default_model_once(
