@@ -1,4 +1,5 @@
-# Set-up is part of each target: the first run creates .venv and installs requirements.txt into it.
+# Set-up is part of each target: the first run creates .venv, installs the pinned requirements.txt
+# into it, then this project itself in editable mode (its dependencies are declared in pyproject.toml).
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
@@ -31,10 +32,11 @@ benchmark: $(INSTALLED)
 reliability: $(INSTALLED) system-packages
 	$(PYTHON) -m reliability
 
-$(INSTALLED): requirements.txt
+$(INSTALLED): requirements.txt pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -r requirements.txt
+	$(PYTHON) -m pip install --quiet --no-deps --editable .
 	touch $@
 
 # Debian packages the tests need: Chromium for the browser test, fonts for the generated set of

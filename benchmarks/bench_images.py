@@ -5,7 +5,7 @@ Speed: a 280x280 canvas drawing and a 12-megapixel phone JPEG, median of many ru
 most 5 ms, a 12-megapixel JPEG in at most 150 ms. The JPEG is made here: a digit on unevenly lit
 paper, 4000x3000, quality 90, like a phone photo.
 
-Accuracy (``--accuracy``, needs MNIST): the generated realistic set of tests/realistic_digits.py,
+Accuracy (``--accuracy``, needs MNIST): the generated realistic set of benchmarks/realistic_digits.py,
 classified after preprocessing and after a naive resize, by the quick dense network the dashboard
 serves first, the augmented dense network and one trained without augmentation (``--cnn`` adds the
 default model, the recommended convnet, which takes about a minute to train).
@@ -21,10 +21,8 @@ Trained models are cached as usual, in ``$MNIST_ARTIFACTS``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import io
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -87,20 +85,12 @@ def speed(repeats: int) -> None:
         print(f"{name:<24} {milliseconds:>10.1f} {TARGET_MS[name]:>10.0f}  {verdict}")
 
 
-def _realistic_digits():
-    """tests/realistic_digits.py, which is a test helper rather than part of the package."""
-    spec = importlib.util.spec_from_file_location("realistic_digits", PROJECT / "tests" / "realistic_digits.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # Dataclasses look their module up while being defined.
-    spec.loader.exec_module(module)
-    return module
-
-
 def accuracy(seeds: list[int], with_cnn: bool) -> None:
-    from mnist_model import TrainingSettings, calibration, load_mnist, train
+    from benchmarks import realistic_digits as realistic
+    from mnist_model import TrainingSettings, calibration, load_mnist
     from mnist_model.evaluation import evaluate
+    from mnist_model.training import train
 
-    realistic = _realistic_digits()
     samples = [sample for seed in seeds for sample in realistic.realistic_set(300, seed=seed)]
     labels = np.array([sample.label for sample in samples])
     styles = np.array([sample.style for sample in samples])
@@ -206,10 +196,11 @@ def _temperature_without_costliest(run, data, count: int) -> float:
 
 
 def numbers(seeds: list[int], with_cnn: bool) -> None:
-    from mnist_model import TrainingSettings, load_mnist, train
+    from benchmarks import realistic_digits as realistic
+    from mnist_model import TrainingSettings, load_mnist
     from mnist_model.predict import Predictor
+    from mnist_model.training import train
 
-    realistic = _realistic_digits()
     samples = [sample for seed in seeds for sample in realistic.realistic_numbers(150, seed=seed)]
     started = time.perf_counter()
     prepared = [
@@ -253,9 +244,9 @@ def numbers(seeds: list[int], with_cnn: bool) -> None:
 
 
 def non_digits(seeds: list[int]) -> None:
+    from benchmarks import realistic_digits as realistic
     from mnist_model import config, detector, load_mnist
 
-    realistic = _realistic_digits()
     data = load_mnist()
     folder = config.detector_dir()
     started = time.perf_counter()

@@ -1,8 +1,8 @@
 """Training and prediction against the classic recipe, measured in one run on the same data.
 
 The baseline is the classic Keras MNIST script: float64 inputs, ``model.fit`` with batch size 32 for
-10 epochs, ``model.predict`` on one image. Ours is ``mnist_model.train`` (caching off) and
-``mnist_model.Predictor``. A second table compares ``mnist_model.training.fit`` (``model.fit``) with
+10 epochs, ``model.predict`` on one image. Ours is ``mnist_model.training.train`` (caching off) and
+``mnist_model.predict.Predictor``. A second table compares ``mnist_model.training.fit`` (``model.fit``) with
 the hand-written training loop it replaced, kept here as the reference: the same settings, data and
 seeds, trained by the old compiled loop with the same augmentation. Each measurement runs in its own
 process so that its peak resident memory is its own. Timings on a shared machine are noisy, so the
@@ -12,7 +12,7 @@ report gives medians over seeds and ratios measured side by side.
 
 ``--convnets`` instead compares convnet recipes with the default mlp, each fit timed against the
 mlp's fit in the same process, and scored on MNIST's test set and on the generated realistic set
-(tests/realistic_digits.py, seeds 0 and 1, and its numbers of seed 0): what chose the convnet.
+(benchmarks/realistic_digits.py, seeds 0 and 1, and its numbers of seed 0): what chose the convnet.
 
     MNIST_DATA=/path/to/mnist.npz python -m benchmarks.bench_training --convnets [--seeds 3]
 """
@@ -68,7 +68,9 @@ print(json.dumps({
 OURS = """
 import json, resource, sys, tempfile, time
 import numpy as np
-from mnist_model import Predictor, TrainingSettings, load_mnist, train
+from mnist_model import TrainingSettings, load_mnist
+from mnist_model.predict import Predictor
+from mnist_model.training import train
 
 seed, architecture, augment = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "augment"
 data = load_mnist()
@@ -280,10 +282,8 @@ def prepare_realistic(folder: Path) -> Path:
     """The realistic sets through preprocessing, once for every recipe: an .npz in ``folder``."""
     import numpy as np
 
-    from benchmarks.bench_images import _realistic_digits
+    from benchmarks import realistic_digits as realistic
     from mnist_model.images import preprocess_canvas, preprocess_file
-
-    realistic = _realistic_digits()
 
     def prepare(sample):
         if sample.canvas is not None:

@@ -4,17 +4,11 @@ Run it from the project root with ``python -m dashboard`` (or ``streamlit run da
 Each page is a short script in ``dashboard/views/``; everything they show comes from :mod:`mnist_model`.
 """
 
-import sys
 from pathlib import Path
 
 import streamlit as st
 
-# `streamlit run dashboard/app.py` puts dashboard/ on the import path, but the packages live one up.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-if str(PROJECT_ROOT) not in sys.path:
-    sys.path.insert(0, str(PROJECT_ROOT))
-
-from dashboard import log_to_stderr, ui  # noqa: E402  (needs the project root on the import path)
+from dashboard import log_to_stderr, ui
 
 PAGES = Path(__file__).parent / "views"
 

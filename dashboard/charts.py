@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -38,13 +39,14 @@ _LEGEND_BELOW = {"orientation": "h", "x": 0, "xanchor": "left", "yref": "contain
 _VALUE_TICKS = 6
 
 
-def _epochs(history: Sequence[records.EpochRecord | dict]) -> pd.DataFrame:
-    rows = [record if isinstance(record, dict) else vars(record) for record in history]
-    return pd.DataFrame(rows, columns=["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"])
+def _epochs(history: Sequence[records.EpochRecord]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [vars(record) for record in history], columns=[column.name for column in fields(records.EpochRecord)]
+    )
 
 
 def training_curves(
-    history: Sequence[records.EpochRecord | dict], *, show_loss: bool = False, epochs: int | None = None
+    history: Sequence[records.EpochRecord], *, show_loss: bool = False, epochs: int | None = None
 ) -> go.Figure:
     """Training against validation accuracy per epoch (and loss on a second axis when asked).
 

@@ -156,16 +156,16 @@ def time_left(
     return elapsed / fraction * (1 - fraction)
 
 
-def curve_note(history: Sequence[records.EpochRecord | dict], augmented: bool) -> str | None:
+def curve_note(history: Sequence[records.EpochRecord], augmented: bool) -> str | None:
     """Why validation accuracy is above training accuracy, when it is in the latest epoch; else None.
 
-    history: the run's epochs, oldest first (records or dicts with ``accuracy`` and ``val_accuracy``).
+    history: the run's epochs, oldest first.
     augmented: whether the training images were augmented.
     """
     if not history:
         return None
-    latest = history[-1] if isinstance(history[-1], dict) else vars(history[-1])
-    if latest["val_accuracy"] <= latest["accuracy"]:
+    latest = history[-1]
+    if latest.val_accuracy <= latest.accuracy:
         return None
     harder = (
         "on augmented images (randomly rotated, zoomed, sheared, shifted and re-stroked, so harder to read "

@@ -25,7 +25,7 @@ import tempfile
 import threading
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
@@ -90,25 +90,46 @@ class UnsafeModelError(Exception):
     """A model file names code outside Keras' own layers, or is not a Keras model file at all."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunRecord:
-    """A cached run as its manifest describes it."""
+    """A training run: what produced it and how it did, as its cache entry's manifest keeps it.
+
+    :class:`mnist_model.training.TrainedRun` is this record with its model.
+    """
 
     key: str
-    path: Path
     settings: TrainingSettings
-    history: list[dict]
+    history: list[EpochRecord]
     test_loss: float
     test_accuracy: float
     created: str
     train_seconds: float
-    versions: dict
     # Folded into the model's last layer; 1.0 for a run trained before calibration existed.
     temperature: float = 1.0
+    # The MNIST copy it was trained on (see MnistData.fingerprint); "" when a manifest does not say.
+    data_fingerprint: str = ""
+    # The cache entry, or None for a run that was not saved.
+    path: Path | None = None
+    # The versions its model file depends on, as written on saving (see versions()).
+    versions: dict = field(default_factory=dict)
 
     @property
-    def model_file(self) -> Path:
-        return self.path / MODEL_FILE
+    def model_file(self) -> Path | None:
+        return self.path / MODEL_FILE if self.path else None
+
+    def manifest(self) -> dict:
+        """What the cache stores beside the model; :func:`save_run_bytes` adds the key, the versions
+        and the model file's checksum."""
+        return {
+            "settings": self.settings.to_dict(),
+            "history": [dataclasses.asdict(epoch) for epoch in self.history],
+            "test_loss": self.test_loss,
+            "test_accuracy": self.test_accuracy,
+            "created": self.created,
+            "train_seconds": self.train_seconds,
+            "temperature": self.temperature,
+            "data_fingerprint": self.data_fingerprint,
+        }
 
 
 def versions() -> dict:
@@ -313,13 +334,24 @@ def read_record(entry: Path) -> RunRecord:
     that is not one this package writes: every field is checked here, so a malformed or planted one is
     refused when it is read, never later where a page or a terminal shows it."""
     manifest = record_manifest(entry)
+    if manifest.get("key") != entry.name:
+        raise ValueError(f"the manifest names run {manifest.get('key')!r}, not its folder's")
+    return parse_manifest(manifest, entry)
+
+
+def parse_manifest(manifest: dict, path: Path | None) -> RunRecord:
+    """The record a saved manifest describes (see :func:`save_run_bytes`), every field checked.
+    Raises ValueError, KeyError or TypeError for one that this package would not write."""
     key = manifest["key"]
-    if key != entry.name or not re.fullmatch(r"[a-z]+-[0-9a-f]{16}", key):
-        raise ValueError(f"the manifest names run {key!r}, not its folder's")
+    if not isinstance(key, str) or not re.fullmatch(r"[a-z]+-[0-9a-f]{16}", key):
+        raise ValueError(f"{key!r} is not a run's key")
+    fingerprint = manifest.get("data_fingerprint", "")
+    if not isinstance(fingerprint, str) or not re.fullmatch(r"[0-9a-f]{0,64}", fingerprint):
+        raise ValueError(f"{fingerprint!r} is not a data fingerprint")
     created = datetime.fromisoformat(manifest["created"])
     return RunRecord(
         key=key,
-        path=entry,
+        path=path,
         settings=TrainingSettings.from_dict(manifest["settings"]),
         history=[_epoch_row(row) for row in manifest["history"]],
         test_loss=_number(manifest["test_loss"]),
@@ -328,6 +360,7 @@ def read_record(entry: Path) -> RunRecord:
         train_seconds=_number(manifest["train_seconds"]),
         versions={str(name): str(version) for name, version in dict(manifest["versions"]).items()},
         temperature=_temperature(manifest.get("temperature", 1.0)),
+        data_fingerprint=fingerprint,
     )
 
 
@@ -344,11 +377,13 @@ def _temperature(value) -> float:
     return temperature
 
 
-def _epoch_row(row: dict) -> dict:
-    """One epoch of a manifest's history, with exactly EpochRecord's fields, each a finite number."""
-    if not isinstance(row, dict) or set(row) != {field.name for field in dataclasses.fields(EpochRecord)}:
+def _epoch_row(row: dict) -> EpochRecord:
+    """One epoch of a manifest's history: exactly EpochRecord's fields, each a finite number."""
+    if not isinstance(row, dict) or set(row) != {column.name for column in dataclasses.fields(EpochRecord)}:
         raise ValueError(f"a history entry has the fields {sorted(row) if isinstance(row, dict) else row!r}")
-    return {name: int(_number(value)) if name == "epoch" else _number(value) for name, value in row.items()}
+    return EpochRecord(
+        **{name: int(_number(value)) if name == "epoch" else _number(value) for name, value in row.items()}
+    )
 
 
 def record_manifest(entry: Path) -> dict:

@@ -49,40 +49,18 @@ _EVAL_BATCH = 2000
 ProgressCallback = Callable[[Progress], None]
 
 
-@dataclass
-class TrainedRun:
-    """A trained model with what produced it and how it did."""
+@dataclass(frozen=True, kw_only=True)
+class TrainedRun(artifacts.RunRecord):
+    """A run's record (what produced it, how it did, where it is cached) with its trained model."""
 
     model: keras.Model
-    settings: TrainingSettings
-    history: list[EpochRecord]
-    data_fingerprint: str
-    key: str
-    test_loss: float
-    test_accuracy: float
-    created: str
-    train_seconds: float
-    temperature: float  # folded into the model's last layer (see calibrate)
     from_cache: bool
-    path: Path | None = None  # the cache entry, or None if it could not be saved
     notes: list[str] = field(default_factory=list)  # warnings a user should see
 
-    @property
-    def model_file(self) -> Path | None:
-        return self.path / artifacts.MODEL_FILE if self.path else None
-
-    def manifest(self) -> dict:
-        """What the cache stores beside the model (the checksum and versions are added on saving)."""
-        return {
-            "settings": self.settings.to_dict(),
-            "history": [dataclasses.asdict(epoch) for epoch in self.history],
-            "test_loss": self.test_loss,
-            "test_accuracy": self.test_accuracy,
-            "created": self.created,
-            "train_seconds": self.train_seconds,
-            "temperature": self.temperature,
-            "data_fingerprint": self.data_fingerprint,
-        }
+    @classmethod
+    def of(cls, record: artifacts.RunRecord, model: keras.Model, *, from_cache: bool) -> TrainedRun:
+        fields = {column.name: getattr(record, column.name) for column in dataclasses.fields(record)}
+        return cls(**fields, model=model, from_cache=from_cache)
 
 
 def train(
@@ -111,20 +89,7 @@ def train(
         cached = artifacts.load_run(root, key)
         if cached is not None:
             model, record = cached
-            run = TrainedRun(
-                model=model,
-                settings=record.settings,
-                history=[EpochRecord(**epoch) for epoch in record.history],
-                data_fingerprint=data.fingerprint,
-                key=key,
-                test_loss=record.test_loss,
-                test_accuracy=record.test_accuracy,
-                created=record.created,
-                train_seconds=record.train_seconds,
-                temperature=record.temperature,
-                from_cache=True,
-                path=record.path,
-            )
+            run = TrainedRun.of(record, model, from_cache=True)
             _report(progress, "done", settings.epochs, settings, 1.0, 0.0, run.history)
             return run
         if (artifacts.runs_dir(root) / key).exists():
@@ -159,7 +124,7 @@ def _train_and_save(settings, data, root, key, progress, stop, notes, *, save: b
     if save:
         _report(progress, "saving", settings.epochs, settings, 1.0, train_seconds, history)
         try:
-            run.path = artifacts.save_run(root, key, model, run.manifest())
+            run = dataclasses.replace(run, path=artifacts.save_run(root, key, model, run.manifest()))
         except OSError as error:
             message = f"The trained model could not be saved to {root} ({error}); it is kept in memory only."
             log.warning(message)

@@ -363,17 +363,8 @@ class Coordinator:
             return job.note
         except OSError as error:
             log.warning("the model %s could not be saved to %s (%s); kept in memory only", job.key, self._root, error)
-            record = artifacts.RunRecord(
-                key=job.key,
-                path=self._root / "memory" / job.key,
-                settings=job.settings,
-                history=manifest["history"],
-                test_loss=manifest["test_loss"],
-                test_accuracy=manifest["test_accuracy"],
-                created=manifest["created"],
-                train_seconds=manifest["train_seconds"],
-                versions=artifacts.versions(),
-                temperature=manifest["temperature"],
+            record = artifacts.parse_manifest(
+                {**manifest, "key": job.key, "versions": artifacts.versions()}, path=self._root / "memory" / job.key
             )
             self._memory_runs[job.key] = (model_file, record)
             return (

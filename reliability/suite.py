@@ -137,6 +137,7 @@ def run(mode: Mode, chosen: set[str], report: Path | None, verbose: bool, keep: 
 def _run_sections(mode: Mode, chosen: set[str], scratch: Path, section) -> None:
     import mnist_model
     from mnist_model import artifacts
+    from mnist_model.training import train
     from reliability import browser, engine, faults, hostile, load
     from reliability.corpus import hostile_cases, hostile_drawings
     from reliability.processes import Dashboard, namespaces_available
@@ -155,7 +156,7 @@ def _run_sections(mode: Mode, chosen: set[str], scratch: Path, section) -> None:
                 # The sections after this one need the default model. If the sessions did not get
                 # it, train it here and restart the server, so that one failure is reported once.
                 if not any(artifacts.runs_dir(main_artifacts).glob("*/manifest.json")):
-                    mnist_model.train(artifacts_dir=main_artifacts)
+                    train(artifacts_dir=main_artifacts)
                     dashboard.stop()
                     dashboard.start()
                 page = chromium.new_page()
@@ -205,6 +206,7 @@ def _run_sections(mode: Mode, chosen: set[str], scratch: Path, section) -> None:
 
 def _predictor(artifacts: Path):
     """The predictor the dashboard uses, for the default settings cached in ``artifacts``."""
-    import mnist_model
+    from mnist_model.predict import Predictor
+    from mnist_model.training import train
 
-    return mnist_model.Predictor(mnist_model.train(artifacts_dir=artifacts).model)
+    return Predictor(train(artifacts_dir=artifacts).model)

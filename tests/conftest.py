@@ -60,6 +60,22 @@ def artifacts_dir(tmp_path: Path, monkeypatch) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium, driven by Playwright (see reliability.browser). Missing: skipped
+    locally, an error in CI."""
+    from reliability.browser import chromium, chromium_executable
+
+    try:
+        chromium_executable()
+    except RuntimeError as error:
+        if os.environ.get("CI"):
+            pytest.fail(str(error))
+        pytest.skip(str(error))
+    with chromium() as browser:
+        yield browser
+
+
 @pytest.fixture(scope="session")
 def mnist() -> MnistData:
     """The real MNIST: $MNIST_DATA, else the Keras cache or download. Missing: skipped locally, an error in CI."""
@@ -96,7 +112,8 @@ def default_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def default_run(mnist: MnistData, default_artifacts: Path):
     """The default model (the convnet, whatever this machine's $MNIST_DEFAULT_MODEL says), trained once
     for the session on the real MNIST into ``default_artifacts``: a minute and a half on two cores."""
-    from mnist_model import TrainingSettings, train
+    from mnist_model import TrainingSettings
+    from mnist_model.training import train
 
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("MNIST_DEFAULT_MODEL", raising=False)

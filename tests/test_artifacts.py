@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -131,7 +132,14 @@ def test_a_manifest_as_written_is_listed_with_its_fields(tmp_path: Path) -> None
     saved_manifest(tmp_path)
     [record] = artifacts.list_runs(tmp_path)
     assert (record.key, record.test_accuracy, record.created) == (KEY, 0.92, "2026-12-01T21:00:00+00:00")
-    assert record.history == GOOD_MANIFEST["history"] and record.temperature == 1.2
+    assert [vars(epoch) for epoch in record.history] == GOOD_MANIFEST["history"] and record.temperature == 1.2
+
+
+def test_a_record_is_saved_and_read_back_unchanged(tmp_path: Path) -> None:
+    saved_manifest(tmp_path)
+    [record] = artifacts.list_runs(tmp_path)
+    entry = artifacts.save_run_bytes(tmp_path / "again", KEY, b"a model", record.manifest())
+    assert artifacts.read_record(entry) == dataclasses.replace(record, path=entry)
 
 
 @pytest.mark.parametrize(
@@ -149,6 +157,7 @@ def test_a_manifest_as_written_is_listed_with_its_fields(tmp_path: Path) -> None
         {"versions": ["keras"]},
         {"temperature": 0},  # would divide the logits by zero
         {"temperature": "1.2"},
+        {"data_fingerprint": "\x1b[2J"},
     ],
     ids=lambda changes: next(iter(changes)) + ": " + repr(next(iter(changes.values())))[:30],
 )

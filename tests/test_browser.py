@@ -1,31 +1,33 @@
 """The dashboard in a real browser: `streamlit run` on a local port, driven by headless Chromium.
 
 One server is started for the module with an empty artifacts folder, so its first visitor sees the
-default model trained once, with progress. The test then opens every page, checks the digit shown
-for a test index and for an uploaded image against ``mnist_model`` run here, uploads a file that is
-not an image, and saves a screenshot of each page to ``test-output/screenshots/``.
+default model trained once, with progress. Each test then opens a page in a session of its own,
+straight from its URL, and checks what it shows against ``mnist_model`` run here: the test metrics,
+a cell of the confusion matrix, the digit for a test index, an upload, a number, something that is
+not a digit, a drawing, a file that is not an image. Each page's screenshot goes to
+``test-output/screenshots/``.
 
-Needs Chromium (``$CHROMIUM``, or ``chromium`` on the PATH, as Debian's package installs it) and the
-``playwright`` package; nothing is downloaded.
+Needs Chromium (``$CHROMIUM``, or ``chromium`` on the PATH, as Debian's package installs it; see the
+``browser`` fixture) and the ``playwright`` package; nothing is downloaded.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect
 
 import mnist_model
 from mnist_model import images
-from reliability.browser import CHROMIUM_ARGS
+from mnist_model.evaluation import evaluate
+from mnist_model.predict import Predictor
+from mnist_model.training import TrainedRun, train
 from reliability.processes import Dashboard, websocket_handshake
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -35,16 +37,6 @@ SCREENSHOTS = PROJECT_ROOT / "test-output" / "screenshots"
 # The first visit trains the default model (seconds on a laptop, several minutes on a slow runner).
 FIRST_TRAINING_SECONDS = 900
 PAGE_SECONDS = 30
-
-
-def chromium_path() -> str:
-    found = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if not found:
-        message = "Chromium is not installed (apt-get install chromium, or set $CHROMIUM)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -57,14 +49,6 @@ def server(mnist_path: Path, tmp_path_factory: pytest.TempPathFactory, trained_d
         # A server that died takes every later test of the module with it: say why, once.
         assert dashboard.healthy(), f"the dashboard server stopped; the end of its log:\n{dashboard.log_text()[-3000:]}"
         assert dashboard.tracebacks() == 0, dashboard.log_text()[-3000:]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def metric_value(page: Page, label: str) -> Locator:
@@ -80,12 +64,21 @@ def open_page(page: Page, title: str, heading: str | None = None) -> None:
     expect(page.get_by_role("heading", level=1)).to_have_text(heading or title, timeout=PAGE_SECONDS * 1000)
 
 
+def settled(page: Page) -> None:
+    """Wait until the script run is over and every Plotly chart has drawn, then for two more frames."""
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=PAGE_SECONDS * 1000)
+    charts = page.get_by_test_id("stPlotlyChart")
+    for index in range(charts.count()):
+        expect(charts.nth(index).locator(".main-svg").first).to_be_attached(timeout=PAGE_SECONDS * 1000)
+    page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+
+
 def screenshot(page: Page, name: str) -> None:
     """The whole page: the viewport is stretched to the height of the app's scrolling main area."""
-    page.wait_for_timeout(800)  # Let charts finish their first draw.
+    settled(page)
     height = page.evaluate("document.querySelector('[data-testid=stMain]').scrollHeight")
     page.set_viewport_size({"width": 1400, "height": min(max(height, 900), 3000)})
-    page.wait_for_timeout(400)
+    settled(page)
     page.screenshot(path=SCREENSHOTS / f"{name}.png")
     page.set_viewport_size({"width": 1400, "height": 900})
 
@@ -98,66 +91,108 @@ def upload_file(tmp_path: Path, test_index: int) -> Path:
     return path
 
 
-def test_the_dashboard_trains_explains_and_predicts_in_a_browser(server, browser: Browser, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def run(server, browser: Browser) -> TrainedRun:
+    """The default model, trained by the server for its first visitor (the module's first test), then
+    loaded here from the server's cache."""
     url, artifacts = server
     page = browser.new_page(viewport={"width": 1400, "height": 900})
-    # The first visit trains the default model once, showing progress, then shows its test metrics.
     page.goto(url)
     expect(metric_value(page, "Test accuracy")).to_have_text(re.compile(r"%$"), timeout=FIRST_TRAINING_SECONDS * 1000)
-    run = mnist_model.train(mnist_model.TrainingSettings(), artifacts_dir=artifacts)
+    page.close()
+    return train(mnist_model.TrainingSettings(), artifacts_dir=artifacts)
+
+
+@pytest.fixture(scope="module")
+def predictor(run: TrainedRun) -> Predictor:
+    return Predictor(run.model)
+
+
+@pytest.fixture
+def new_page(browser: Browser) -> Iterator[Callable[[str, str], Page]]:
+    """Opens a new session straight on a URL and waits for the page's heading; closed after the test."""
+    opened: list[Page] = []
+
+    def open_at(url: str, heading: str) -> Page:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        opened.append(page)
+        page.goto(url)
+        expect(page.get_by_role("heading", level=1)).to_have_text(heading, timeout=PAGE_SECONDS * 1000)
+        return page
+
+    yield open_at
+    for page in opened:
+        page.close()
+
+
+def test_the_first_visit_trains_the_default_model_and_shows_its_test_accuracy(server, new_page, run) -> None:
+    url, _ = server
     assert run.from_cache, "the server should have cached the run it trained"
-    expect(metric_value(page, "Test accuracy")).to_have_text(f"{run.test_accuracy:.2%}")
+    page = new_page(url, "MNIST digit classifier")
+    expect(metric_value(page, "Test accuracy")).to_have_text(f"{run.test_accuracy:.2%}", timeout=PAGE_SECONDS * 1000)
     screenshot(page, "overview")
 
-    open_page(page, "Training")
-    expect(page.get_by_text("Cached runs")).to_be_visible()
+
+def test_the_training_page_lists_the_cached_runs(server, new_page, run) -> None:
+    page = new_page(f"{server[0]}/training", "Training")
+    expect(page.get_by_text("Cached runs")).to_be_visible(timeout=PAGE_SECONDS * 1000)
     screenshot(page, "training")
 
-    open_page(page, "Evaluation")
+
+def test_a_click_on_the_confusion_matrix_shows_that_cells_images(server, new_page, run, mnist) -> None:
+    page = new_page(f"{server[0]}/evaluation", "Evaluation")
     expect(page.get_by_text("Misclassified test images")).to_be_visible(timeout=PAGE_SECONDS * 1000)
     screenshot(page, "evaluation")
-    # Clicking a cell of the confusion matrix shows that cell's images.
-    data = mnist_model.load_mnist()
-    confusion = mnist_model.evaluate(run.model, data.test_images, data.test_labels).confusion
-    page.wait_for_timeout(500)
-    ticks = page.locator('[data-testid="stPlotlyChart"]').first
-    column = ticks.locator(".xtick text", has_text="3").bounding_box()
-    row = ticks.locator(".ytick text", has_text="5").bounding_box()
+    confusion = evaluate(run.model, mnist.test_images, mnist.test_labels).confusion
+    matrix = page.locator('[data-testid="stPlotlyChart"]').first
+    column = matrix.locator(".xtick text", has_text="3")
+    row = matrix.locator(".ytick text", has_text="5")
+    expect(column).to_be_visible()
+    column, row = column.bounding_box(), row.bounding_box()
     page.mouse.click(column["x"] + column["width"] / 2, row["y"] + row["height"] / 2)
-    expect(page.get_by_text(f"{confusion[5, 3]:,} images, most confident")).to_be_visible()
+    expect(page.get_by_text(f"{confusion[5, 3]:,} images, most confident")).to_be_visible(timeout=PAGE_SECONDS * 1000)
 
-    open_page(page, "Model")
-    expect(metric_value(page, "Parameters")).to_have_text(f"{run.model.count_params():,}")
+
+def test_the_model_page_counts_the_parameters_of_the_model_in_use(server, new_page, run) -> None:
+    page = new_page(f"{server[0]}/model", "Model")
+    expect(metric_value(page, "Parameters")).to_have_text(f"{run.model.count_params():,}", timeout=PAGE_SECONDS * 1000)
     screenshot(page, "model")
 
-    # A test index: the digit on screen is the one the model predicts for that image.
-    predictor = mnist_model.Predictor(run.model)
-    test_images = mnist_model.load_mnist().test_images
-    open_page(page, "Predict")
+
+def test_a_test_index_shows_the_digit_the_model_predicts_and_survives_a_page_switch(
+    server, new_page, predictor: Predictor, mnist
+) -> None:
+    page = new_page(f"{server[0]}/predict", "Predict")
     index_input = page.get_by_label("Test image (0 to 9999)")
     for index in (1234, 8):
         index_input.fill(str(index))
         index_input.press("Enter")
-        expect(page.get_by_text(f"Test image #{index}")).to_be_visible()
-        digit, _, _ = predictor.predict_digit(test_images[index])
+        expect(page.get_by_text(f"Test image #{index}")).to_be_visible(timeout=PAGE_SECONDS * 1000)
+        digit, _, _ = predictor.predict_digit(mnist.test_images[index])
         expect(metric_value(page, "Predicted digit")).to_have_text(str(digit))
     screenshot(page, "predict")
-
-    # The index survives a page switch.
     open_page(page, "Overview", "MNIST digit classifier")
     open_page(page, "Predict")
     expect(page.get_by_label("Test image (0 to 9999)")).to_have_value("8")
 
-    # An uploaded image: its preprocessing steps and the model's prediction for it.
+
+def upload_tab(new_page, url: str) -> tuple[Page, Locator]:
+    """A new session on the Predict page's upload tab, and its file input."""
+    page = new_page(f"{url}/predict", "Predict")
     page.get_by_role("tab", name="Upload an image").click()
-    uploader = page.locator('[data-testid="stFileUploaderDropzoneInput"]')
+    return page, page.locator('[data-testid="stFileUploaderDropzoneInput"]')
+
+
+def test_an_upload_is_read_and_a_file_that_is_not_an_image_is_refused(
+    server, new_page, predictor: Predictor, tmp_path: Path
+) -> None:
+    page, uploader = upload_tab(new_page, server[0])
     good = upload_file(tmp_path, 7)
     expected, _, _ = predictor.predict_digit(images.preprocess_file(good.read_bytes()).model_input)
     uploader.set_input_files(good)
     expect(metric_value(page, "Predicted digit")).to_have_text(str(expected), timeout=PAGE_SECONDS * 1000)
     expect(page.get_by_text("28x28 input")).to_be_visible()
     screenshot(page, "predict-upload")
-
     # A file that is not an image: a clear message, no traceback, and the page keeps working.
     bad = tmp_path / "notes.png"
     bad.write_text("shopping list: eggs, milk")
@@ -167,11 +202,13 @@ def test_the_dashboard_trains_explains_and_predicts_in_a_browser(server, browser
     uploader.set_input_files(good)
     expect(metric_value(page, "Predicted digit")).to_have_text(str(expected), timeout=PAGE_SECONDS * 1000)
 
-    # A picture of a number is read digit by digit; one of some objects is answered "not a digit".
-    labels = mnist_model.load_mnist().test_labels
-    row = np.concatenate(
-        [np.pad(test_images[int(np.flatnonzero(labels == int(d))[0])], ((6, 6), (3, 3))) for d in "2026"], axis=1
-    )
+
+def test_a_number_is_read_digit_by_digit_and_some_objects_are_not_a_digit(
+    server, new_page, predictor: Predictor, mnist, tmp_path: Path
+) -> None:
+    page, uploader = upload_tab(new_page, server[0])
+    first_of = {digit: mnist.test_images[int(np.flatnonzero(mnist.test_labels == digit)[0])] for digit in range(10)}
+    row = np.concatenate([np.pad(first_of[int(digit)], ((6, 6), (3, 3))) for digit in "2026"], axis=1)
     number = tmp_path / "2026.png"
     Image.fromarray(255 - row).resize((row.shape[1] * 4, row.shape[0] * 4), Image.Resampling.BICUBIC).save(number)
     prepared = images.preprocess_file(number.read_bytes())
@@ -187,7 +224,9 @@ def test_the_dashboard_trains_explains_and_predicts_in_a_browser(server, browser
     expect(metric_value(page, "Answer")).to_have_text("Not a digit", timeout=PAGE_SECONDS * 1000)
     screenshot(page, "predict-not-a-digit")
 
-    # A drawing: a vertical stroke down the middle of the canvas reads as a one.
+
+def test_a_stroke_drawn_down_the_canvas_reads_as_a_one(server, new_page, run) -> None:
+    page = new_page(f"{server[0]}/predict", "Predict")
     page.get_by_role("tab", name="Draw a digit").click()
     expect(page.get_by_text("Draw a digit (or a number of a few digits) in the black box")).to_be_visible(
         timeout=PAGE_SECONDS * 1000
@@ -201,16 +240,11 @@ def test_the_dashboard_trains_explains_and_predicts_in_a_browser(server, browser
     page.mouse.up()
     expect(metric_value(page, "Predicted digit")).to_have_text("1", timeout=PAGE_SECONDS * 1000)
     screenshot(page, "predict-draw")
-    page.close()
-
-    # A link straight to a page works in a new session too.
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.goto(f"{url}/model")
-    expect(metric_value(page, "Parameters")).to_have_text(f"{run.model.count_params():,}", timeout=PAGE_SECONDS * 1000)
-    page.close()
 
 
-def test_a_new_training_shows_everywhere_at_once_and_a_stop_keeps_the_model_in_use(server, browser: Browser) -> None:
+def test_a_new_training_shows_everywhere_at_once_and_a_stop_keeps_the_model_in_use(
+    server, browser: Browser, run
+) -> None:
     url, _ = server
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.goto(f"{url}/training")

@@ -23,6 +23,9 @@ import mnist_model
 import mnist_model.engine
 from dashboard import formats, state
 from mnist_model import calibration, images
+from mnist_model.evaluation import evaluate
+from mnist_model.predict import Predictor
+from mnist_model.training import TrainedRun, train
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +37,7 @@ PAGES = ["overview", "training", "evaluation", "model", "predict"]
 
 
 @pytest.fixture(scope="module")
-def trained(mnist_path: Path, tmp_path_factory: pytest.TempPathFactory, trained_detector) -> mnist_model.TrainedRun:
+def trained(mnist_path: Path, tmp_path_factory: pytest.TempPathFactory, trained_detector) -> TrainedRun:
     """The run the pages show, trained once by the engine into a fresh artifacts folder (with a second run
     to compare), then loaded from that cache in this process for reference values."""
     with pytest.MonkeyPatch.context() as patch:
@@ -50,7 +53,7 @@ def trained(mnist_path: Path, tmp_path_factory: pytest.TempPathFactory, trained_
         assert connection.engine is not None, connection.error
         for settings in (OTHER_SETTINGS, SETTINGS):
             wait_until_done(connection.engine, settings)
-        yield mnist_model.train(SETTINGS)
+        yield train(SETTINGS)
     st.cache_resource.clear()
     st.cache_data.clear()
 
@@ -66,7 +69,7 @@ def wait_until_done(engine, settings: mnist_model.TrainingSettings, timeout: flo
 
 
 @pytest.fixture
-def app(trained: mnist_model.TrainedRun) -> AppTest:
+def app(trained: TrainedRun) -> AppTest:
     """A fresh session on the Overview page, showing the module's run."""
     app = AppTest.from_file(APP, default_timeout=60)
     app.session_state["selected_settings"] = SETTINGS
@@ -117,7 +120,7 @@ def test_reshuffle_draws_new_sample_images(app: AppTest) -> None:
 
 def test_evaluation_counts_mistakes_like_mnist_model(app: AppTest, trained) -> None:
     data = mnist_model.load_mnist()
-    reference = mnist_model.evaluate(trained.model, data.test_images, data.test_labels)
+    reference = evaluate(trained.model, data.test_images, data.test_labels)
     open_page(app, "evaluation")
     assert metric(app, "Misclassified") == f"{len(reference.misclassified):,} of 10,000"
     assert len(app.dataframe[0].value) == 10
@@ -131,9 +134,7 @@ def test_evaluation_counts_mistakes_like_mnist_model(app: AppTest, trained) -> N
 
 def test_evaluation_shows_calibration_before_and_after(app: AppTest, trained) -> None:
     data = mnist_model.load_mnist()
-    before, after = mnist_model.evaluate(trained.model, data.test_images, data.test_labels).reliability(
-        trained.temperature
-    )
+    before, after = evaluate(trained.model, data.test_images, data.test_labels).reliability(trained.temperature)
     open_page(app, "evaluation")
     assert metric(app, "Calibration error before") == f"{before.error:.2%}"
     assert metric(app, "Calibration error after") == f"{after.error:.2%}"
@@ -176,7 +177,7 @@ def test_training_form_shows_the_new_run_and_keeps_the_model_in_use(app: AppTest
 
 def test_predict_shows_what_the_model_predicts_for_a_test_index(app: AppTest, trained) -> None:
     data = mnist_model.load_mnist()
-    predictor = mnist_model.Predictor(trained.model)
+    predictor = Predictor(trained.model)
     open_page(app, "predict")
     for index in (0, 1234, 9999):
         app.number_input[0].set_value(index).run()
@@ -187,7 +188,7 @@ def test_predict_shows_what_the_model_predicts_for_a_test_index(app: AppTest, tr
 
 def test_an_answer_below_the_threshold_is_marked_unsure_and_a_sure_one_is_not(app: AppTest, trained) -> None:
     data = mnist_model.load_mnist()
-    confidence = mnist_model.evaluate(trained.model, data.test_images, data.test_labels).confidence
+    confidence = evaluate(trained.model, data.test_images, data.test_labels).confidence
     open_page(app, "predict")
     for index in (int(np.argmin(confidence)), int(np.argmax(confidence))):
         app.number_input[0].set_value(index).run()
@@ -224,7 +225,7 @@ def test_selected_run_survives_a_page_switch(app: AppTest) -> None:
 
 def test_upload_shows_the_steps_and_the_models_prediction(app: AppTest, trained) -> None:
     upload = png_of_test_image(7)
-    expected, _, _ = mnist_model.Predictor(trained.model).predict_digit(images.preprocess_file(upload).model_input)
+    expected, _, _ = Predictor(trained.model).predict_digit(images.preprocess_file(upload).model_input)
     app.session_state["predict_tab"] = "Upload an image"
     open_page(app, "predict")
     app.file_uploader[0].upload("seven.png", upload, "image/png").run()
@@ -275,7 +276,7 @@ def test_an_uploaded_number_is_read_digit_by_digit(app: AppTest, trained) -> Non
     Image.fromarray(row).resize((row.shape[1] * 4, row.shape[0] * 4), Image.Resampling.BICUBIC).save(buffer, "PNG")
     prepared = images.preprocess_file(buffer.getvalue())
     assert prepared.is_number and len(prepared.digits) == 4
-    expected = "".join(str(d) for d in mnist_model.Predictor(trained.model).predict(prepared.digit_inputs).argmax(1))
+    expected = "".join(str(d) for d in Predictor(trained.model).predict(prepared.digit_inputs).argmax(1))
     app.session_state["predict_tab"] = "Upload an image"
     open_page(app, "predict")
     app.file_uploader[0].upload("2026.png", buffer.getvalue(), "image/png").run()

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from realistic_digits import NON_DIGIT_KINDS, realistic_non_digits, realistic_set
 
+from benchmarks.realistic_digits import NON_DIGIT_KINDS, realistic_non_digits, realistic_set
 from mnist_model import detector, images, negatives
 
 # What the detector must do on the generated sets (README: measured figures and the targets).

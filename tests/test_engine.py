@@ -35,6 +35,7 @@ import mnist_model.local_ray
 import ray
 
 from mnist_model import artifacts, evaluation, images
+from mnist_model.model import describe_layers
 from mnist_model.records import JobStatus
 from mnist_model.settings import TrainingSettings
 
@@ -385,7 +386,7 @@ def test_served_results_agree_with_the_run_loaded_in_this_process(
     assert one.shape == (10,)
     np.testing.assert_allclose(one, expected[0], atol=1e-5)
 
-    assert engine.summary(trained.key) == mnist_model.describe_layers(model)
+    assert engine.summary(trained.key) == describe_layers(model)
     weights = engine.weights(trained.key)
     assert list(weights) == [layer.name for layer in model.layers if layer.weights]
     for layer in model.layers:

@@ -21,7 +21,6 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from mnist_model.local_ray import LocalCluster
-from reliability.browser import chromium
 from reliability.processes import Dashboard, descendants, resident_mb
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -43,12 +42,6 @@ CACHED_STARTS = int(os.environ.get("FRESH_STARTS", "3"))
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One store for the module's single-server tests: the first start meets it empty and fills it."""
     return tmp_path_factory.mktemp("fresh-start-artifacts")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Browser:
-    with chromium() as browser:
-        yield browser
 
 
 def exceptions_on(page: Page) -> int:

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageFile, ImageFilter
-from realistic_digits import drawn_digit
 
+from benchmarks.realistic_digits import drawn_digit
 from mnist_model import images
 from mnist_model.images import ImageError, PreprocessedImage, preprocess_canvas, preprocess_drawing, preprocess_file
 from reliability.corpus import jpeg_scan_bomb, png_file

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from mnist_model import TrainingSettings, calibration, evaluate, images, train
+from mnist_model import TrainingSettings, calibration, images
+from mnist_model.evaluation import evaluate
 from mnist_model.predict import Predictor
+from mnist_model.training import train
 from tests.test_cli import run_cli
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""Accuracy on realistic images: the generated set of tests/realistic_digits.py, through preprocessing.
+"""Accuracy on realistic images: the generated set of benchmarks/realistic_digits.py, through preprocessing.
 
 The generated set stands in for real uploads: 300 images in every style, format and mode (seed 0),
 a fifth of them of the kinds real uploads are misread on (outlined and bold printed digits, thin
@@ -15,7 +15,8 @@ import os
 import numpy as np
 import pytest
 from PIL import Image
-from realistic_digits import (
+
+from benchmarks.realistic_digits import (
     HANDWRITING_FONTS,
     HARD_KINDS,
     PRINTED_FONTS,
@@ -25,7 +26,6 @@ from realistic_digits import (
     realistic_numbers,
     realistic_set,
 )
-
 from mnist_model.images import PreprocessedImage, preprocess_canvas, preprocess_file
 
 TARGET_ACCURACY = 0.97

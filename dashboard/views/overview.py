@@ -21,11 +21,11 @@ st.subheader("Model in use")
 # The cached run's figures come from its manifest, shown even while the engine starts.
 record = state.record_for(settings)
 if record is not None:
-    last = record.history[-1] if record.history else {}
+    last = record.history[-1] if record.history else None
     columns = st.columns(4)
     columns[0].metric("Test accuracy", f"{record.test_accuracy:.2%}")
     columns[1].metric("Test loss", f"{record.test_loss:.4f}")
-    columns[2].metric("Validation accuracy", f"{last['val_accuracy']:.2%}" if "val_accuracy" in last else "n/a")
+    columns[2].metric("Validation accuracy", f"{last.val_accuracy:.2%}" if last else "n/a")
     columns[3].metric(
         "Training time", formats.seconds(record.train_seconds), help="Time the run took when it was trained."
     )
