@@ -219,12 +219,12 @@ def _predict(arguments) -> int:
 
 
 def _digit_detector(data, arguments):
-    """The digit detector, trained first (once, about a minute) if the artifacts folder has none."""
+    """The digit detector, trained first (once, two to three minutes) if the artifacts folder has none."""
     from mnist_model import config
 
     folder = config.detector_dir()
     if detector.read(data, folder) is None and not arguments.json:
-        print("training the digit detector (once, about a minute)...", file=sys.stderr)
+        print("training the digit detector (once, two to three minutes)...", file=sys.stderr)
     return detector.load(data, folder)
 
 

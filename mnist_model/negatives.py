@@ -62,19 +62,21 @@ def rendered_digits(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return pictures, labels.astype(np.uint8)
 
 
-def blurred_scans(digits: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
+def blurred_scans(digits: np.ndarray, labels: np.ndarray, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """uint8 (count, 28, 28): digits chosen from uint8 (n, 28, 28) ``digits`` as a tiny, out-of-focus
     scan of them comes out of preprocessing (8 to 16 pixels high, blurred by 0.4 to 1 of those
-    pixels), learnt as digits: blur must not make a digit look like something else."""
+    pixels), and their labels (from ``labels``). Learnt as digits: blur must not make a digit look
+    like something else."""
     rng = np.random.default_rng(seed)
     result = np.zeros((count, 28, 28), dtype=np.uint8)
-    for index, chosen in enumerate(rng.integers(0, len(digits), count)):
+    picked = rng.integers(0, len(digits), count)
+    for index, chosen in enumerate(picked):
         side = int(rng.integers(8, 17))
         small = Image.fromarray(digits[chosen]).resize((side, side), Image.Resampling.BOX)
         small = small.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.0)))
         ink = np.asarray(small.resize((side * 6, side * 6), Image.Resampling.BILINEAR), dtype=np.float32) / 255
         result[index] = _mnist_form(ink) if ink.max() > 0.05 else digits[chosen]
-    return result
+    return result, np.asarray(labels)[picked]
 
 
 def _mnist_form(ink: np.ndarray) -> np.ndarray:

@@ -95,7 +95,7 @@ def mnist_path(mnist: MnistData) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_detector(mnist: MnistData, shared_detector_dir: Path):
-    """The digit detector for the real MNIST, trained once for the run (about a minute) into the shared
+    """The digit detector for the real MNIST, trained once for the run (two to three minutes) into the shared
     folder, before any server or engine of a test would start training it in the background."""
     from mnist_model import detector
 

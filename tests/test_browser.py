@@ -65,11 +65,14 @@ def open_page(page: Page, title: str, heading: str | None = None) -> None:
 
 
 def settled(page: Page) -> None:
-    """Wait until the script run is over and every Plotly chart has drawn, then for two more frames."""
+    """Wait until the script run is over, no placeholder is left (Streamlit shows one while a chart's
+    code loads) and every Plotly chart has drawn, then for two more frames."""
     expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=PAGE_SECONDS * 1000)
+    expect(page.get_by_test_id("stSkeleton")).to_have_count(0, timeout=PAGE_SECONDS * 1000)
     charts = page.get_by_test_id("stPlotlyChart")
-    for index in range(charts.count()):
-        expect(charts.nth(index).locator(".main-svg").first).to_be_attached(timeout=PAGE_SECONDS * 1000)
+    for chart in (charts.nth(index) for index in range(charts.count())):
+        if chart.is_visible():  # not in a closed expander or another tab
+            expect(chart.locator(".main-svg").first).to_be_visible(timeout=PAGE_SECONDS * 1000)
     page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
 
 

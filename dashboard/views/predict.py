@@ -83,8 +83,8 @@ def show_answer(prepared: images.PreprocessedImage) -> None:
         return
     if scores is None:
         st.caption(
-            "The check for images that are not digits is getting ready (it is trained once, in about a "
-            "minute); until then every image is read as a digit."
+            "The check for images that are not digits is getting ready (it is trained once, in a few "
+            "minutes); until then every image is read as a digit."
         )
     if prepared.is_number:
         show_number(prepared)
