@@ -17,11 +17,12 @@ test: $(INSTALLED) system-packages
 	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m pytest
 
-# The quick loop while working: lint, then the unit tests on generated data (no MNIST, browser or Ray).
+# The quick loop while working: lint, then the unit tests on generated data (no MNIST, browser, Ray or
+# TensorFlow processes of their own).
 check: $(INSTALLED)
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
-	$(PYTHON) -m pytest -m "not integration and not browser" -q
+	$(PYTHON) -m pytest -m "not integration and not browser and not slow" -q
 
 benchmark: $(INSTALLED)
 	$(PYTHON) -m benchmarks.bench_training

@@ -99,11 +99,14 @@ def _settings(arguments) -> TrainingSettings:
 
 
 def _trained(arguments, *, quiet: bool = False):
+    """The run for the command's settings, and the data. TensorFlow is imported only once the settings and
+    the data are known to be good, so that a mistake on the command line is answered at once."""
     from mnist_model.data import load_mnist
-    from mnist_model.training import train
 
     settings = _settings(arguments)
     data = load_mnist(arguments.data)
+    from mnist_model.training import train
+
     progress = None if quiet or arguments.json or not sys.stderr.isatty() else _ProgressBar()
     run = train(settings, data=data, progress=progress, use_cache=not getattr(arguments, "retrain", False))
     for note in run.notes:
@@ -142,9 +145,9 @@ def _train(arguments) -> int:
 
 
 def _evaluate(arguments) -> int:
+    run, data = _trained(arguments)
     from mnist_model.evaluation import evaluate
 
-    run, data = _trained(arguments)
     evaluation = evaluate(run.model, data.test_images, data.test_labels)
     before, after = evaluation.reliability(run.temperature)
     if arguments.json:
@@ -182,9 +185,9 @@ def _evaluate(arguments) -> int:
 def _predict(arguments) -> int:
     if not arguments.files and not arguments.index:
         raise UsageError("python -m mnist_model predict: give image FILEs or --index N (see --help)")
+    run, data = _trained(arguments, quiet=True)
     from mnist_model.predict import Predictor
 
-    run, data = _trained(arguments, quiet=True)
     predictor = Predictor(run.model)
     refused = False
     for index in arguments.index or []:
@@ -283,10 +286,11 @@ def _print_number(as_json: bool, file: str, probabilities: np.ndarray) -> None:
 
 
 def _summary(arguments) -> int:
+    settings = _settings(arguments)
     from mnist_model.model import build_model, describe_layers
 
     # The layer structure does not depend on training, so an untrained model describes it.
-    summary = describe_layers(build_model(_settings(arguments)))
+    summary = describe_layers(build_model(settings))
     if arguments.json:
         print(
             json.dumps(

@@ -45,6 +45,22 @@ def test_usage_error_prints_one_line_and_exits_2(arguments, message):
     assert completed.stdout == ""
 
 
+@pytest.mark.parametrize(
+    "arguments",
+    [("train", "--epochs", "0"), ("summary", "--batch-size", "0"), ("evaluate", "--data", "/nowhere/mnist.npz")],
+    ids=["train", "summary", "evaluate"],
+)
+def test_a_mistake_is_answered_before_tensorflow_is_imported(arguments):
+    script = (
+        "import sys\n"
+        "from mnist_model.cli import main\n"
+        f"status = main({list(arguments)!r})\n"
+        "print(status, 'tensorflow' in sys.modules)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT, timeout=120)
+    assert completed.stdout.split() in (["2", "False"], ["1", "False"]), completed.stdout + completed.stderr
+
+
 @pytest.mark.parametrize("command", ["train", "evaluate", "predict", "summary", "runs"])
 def test_every_command_has_help(command):
     completed = run_cli(command, "--help")
@@ -52,6 +68,7 @@ def test_every_command_has_help(command):
     assert "--json" in completed.stdout
 
 
+@pytest.mark.slow
 def test_summary_json_lists_the_layers_of_the_classic_network():
     completed = run_cli("summary", "--json", "--architecture", "mlp")
     summary = json.loads(completed.stdout)
@@ -59,6 +76,7 @@ def test_summary_json_lists_the_layers_of_the_classic_network():
     assert summary["total_parameters"] == 118_282
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("environment", "architecture"), [({}, "cnn"), ({"MNIST_DEFAULT_MODEL": "mlp"}, "mlp")], ids=["unset", "mlp"]
 )

@@ -89,6 +89,7 @@ def naive_input(sample: Sample) -> np.ndarray:
     return np.asarray(image.convert("L").resize((28, 28)), dtype=np.float32) / 255.0
 
 
+@pytest.mark.slow
 def test_set_covers_every_style_format_and_size(samples):
     assert {sample.style for sample in samples} == set(STYLES)
     assert {sample.kind for sample in samples} == {"digit", *HARD_KINDS}
@@ -99,16 +100,19 @@ def test_set_covers_every_style_format_and_size(samples):
     assert sum(sample.canvas is not None for sample in samples) >= 15
 
 
+@pytest.mark.slow
 def test_every_realistic_image_is_accepted(preprocessed, samples):
     assert preprocessed.shape == (len(samples), 28, 28)
     assert (preprocessed.max(axis=(1, 2)) == 1.0).all()
 
 
+@pytest.mark.slow
 def test_no_realistic_digit_is_read_as_a_number(prepared, samples):
     split = [sample.name for sample, result in zip(samples, prepared, strict=True) if result.is_number]
     assert split == []
 
 
+@pytest.mark.slow
 def test_realistic_numbers_are_cut_into_their_digits(fonts_installed, numbers):
     right = [len(result.digits) == len(sample.label) for sample, result in numbers]
     wrong = [

@@ -1,4 +1,3 @@
-import importlib
 import json
 import os
 import subprocess
@@ -10,14 +9,13 @@ import numpy as np
 import pytest
 
 from mnist_model import artifacts
+from mnist_model import training as train_module
 from mnist_model.artifacts import list_runs
 from mnist_model.predict import Predictor
 from mnist_model.settings import TrainingSettings
 from mnist_model.training import TrainingStopped, train
 
 QUICK = TrainingSettings(epochs=2, batch_size=64, validation_size=200, learning_rate=3e-3, augment=False)
-# The package exports the function train, which shadows the module of the same name.
-train_module = importlib.import_module("mnist_model.training")
 PROJECT = Path(__file__).resolve().parent.parent
 
 
@@ -76,10 +74,6 @@ def test_different_settings_or_data_get_different_entries(small_data, artifacts_
     assert len(count_fits) == 2
     assert len(list_runs()) == 2
     assert artifacts.run_key(QUICK, "aaaa") != artifacts.run_key(QUICK, "bbbb")
-
-
-def _entry(run) -> Path:
-    return run.path
 
 
 @pytest.mark.parametrize(
@@ -274,6 +268,7 @@ def small_npz(tmp_path, small_data) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_cached_run_is_reused_by_a_new_process(small_npz, tmp_path):
     env = {**os.environ, "MNIST_DATA": str(small_npz), "MNIST_ARTIFACTS": str(tmp_path / "shared")}
     options = ["train", "--json", "--architecture", "mlp", "--epochs", "2", "--validation-size", "200", "--no-augment"]
@@ -284,6 +279,7 @@ def test_cached_run_is_reused_by_a_new_process(small_npz, tmp_path):
     assert first["test_accuracy"] == second["test_accuracy"]
 
 
+@pytest.mark.slow
 def test_two_processes_asking_at_once_train_once(small_npz, tmp_path):
     env = {**os.environ, "MNIST_DATA": str(small_npz), "MNIST_ARTIFACTS": str(tmp_path / "shared")}
     options = ["train", "--json", "--architecture", "mlp", "--epochs", "3", "--validation-size", "200", "--no-augment"]
@@ -316,6 +312,7 @@ print(json.dumps(results))
 """
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_devices_matches_one_device(small_npz):
     completed = subprocess.run(
         [sys.executable, "-c", MIRRORED_SCRIPT, str(small_npz)], capture_output=True, text=True, cwd=PROJECT
