@@ -18,11 +18,11 @@ test: $(INSTALLED) system-packages
 	$(PYTHON) -m pytest
 
 # The quick loop while working: lint, then the unit tests on generated data (no MNIST, browser, Ray or
-# TensorFlow processes of their own).
+# TensorFlow processes of their own), spread over the machine's cores.
 check: $(INSTALLED)
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
-	$(PYTHON) -m pytest -m "not integration and not browser and not slow" -q
+	$(PYTHON) -m pytest -m "not integration and not browser and not slow" -q -n auto
 
 benchmark: $(INSTALLED)
 	$(PYTHON) -m benchmarks.bench_training
