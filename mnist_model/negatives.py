@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from mnist_model import images
+from mnist_model.images.normalise import to_mnist
+from mnist_model.images.segmentation import crop_digit
 
 # Letters and signs that are not written like a digit.
 GLYPHS = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghjkmnpqrstuvwxyz#%&*+<=>?@$~^{}[]€£¥§¶©®±÷×∞πΩ"
@@ -82,7 +83,7 @@ def blurred_scans(digits: np.ndarray, labels: np.ndarray, count: int, seed: int 
 def _mnist_form(ink: np.ndarray) -> np.ndarray:
     """The crop and normalisation of an upload's ink map (specks dropped, 20x20 box, centred by mass)."""
     ink = np.clip(ink / max(float(ink.max()), 1e-6), 0, 1).astype(np.float32)
-    return images._to_mnist(images._crop_digit(ink, []), [])
+    return to_mnist(crop_digit(ink, []), [])
 
 
 def _canvas() -> tuple[Image.Image, ImageDraw.ImageDraw]:

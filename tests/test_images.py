@@ -18,7 +18,15 @@ from PIL import Image, ImageFile, ImageFilter
 
 from benchmarks.realistic_digits import drawn_digit
 from mnist_model import images
-from mnist_model.images import ImageError, PreprocessedImage, preprocess_canvas, preprocess_drawing, preprocess_file
+from mnist_model.images import (
+    ImageError,
+    PreprocessedImage,
+    decoding,
+    preprocess_canvas,
+    preprocess_drawing,
+    preprocess_file,
+    segmentation,
+)
 from reliability.corpus import jpeg_scan_bomb, png_file
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
@@ -268,7 +276,7 @@ def test_a_number_is_cut_into_its_digits_left_to_right():
 @pytest.mark.parametrize("labels", ["730", "3390"])
 def test_touching_digits_are_cut_where_they_meet(labels):
     result = preprocess_file(encoded(number_photo(labels, gaps=-0.02)))
-    assert images._components(result.grey > 0)[1] < len(labels)  # they do touch
+    assert segmentation.components(result.grey > 0)[1] < len(labels)  # they do touch
     assert len(result.digits) == len(labels)
 
 
@@ -412,10 +420,10 @@ def test_shrinking_in_strips_equals_converting_the_whole_image_then_reducing(mod
     else:
         image = Image.fromarray(rng.integers(0, 256, (1300, 2100, 4), dtype=np.uint8)).convert(mode)
     working, result = {"1": ("L", "L"), "P": ("RGB", "RGB"), "PA": ("RGBa", "RGBA")}.get(
-        mode, images._SHRINK_MODES.get(mode, (None, None))
+        mode, decoding.SHRINK_MODES.get(mode, (None, None))
     )
     whole = (image.convert("RGBA") if working == "RGBa" else image).convert(working).reduce(2).convert(result)
-    shrunk = images._shrink(image)
+    shrunk = decoding.shrink(image)
     assert shrunk.mode == whole.mode and shrunk.size == whole.size == (1050, 650)
     assert np.array_equal(np.asarray(shrunk), np.asarray(whole))
 
@@ -437,7 +445,7 @@ def test_a_jpeg_of_too_many_scans_is_refused_before_decoding(monkeypatch):
 
 def test_a_jpeg_of_as_many_scans_as_allowed_is_decoded():
     at_limit = jpeg_scan_bomb(200, images.MAX_JPEG_SCANS)
-    assert images._jpeg_layout(at_limit, images.MAX_JPEG_SCANS)[0] == images.MAX_JPEG_SCANS
+    assert decoding.jpeg_layout(at_limit, images.MAX_JPEG_SCANS)[0] == images.MAX_JPEG_SCANS
     with pytest.raises(ImageError, match="no digit found"):
         preprocess_file(at_limit, name="blank.jpg")
     with pytest.raises(ImageError, match="more than 100 scans"):
@@ -452,10 +460,10 @@ def test_jpeg_scans_are_counted_from_the_markers_only():
     segment = b"\xff\xda" * 500
     hidden = plain[:2] + b"\xff\xe1" + (len(segment) + 2).to_bytes(2, "big") + segment + plain[2:]
     blocks = 40 * 30 + 2 * 20 * 15  # 4:2:0 colour: one full-size channel and two of a quarter
-    assert images._jpeg_layout(plain, 100) == (1, False, blocks)
-    assert images._jpeg_layout(hidden, 100) == (1, False, blocks)
-    assert images._jpeg_layout(progressive, 100) == (10, True, blocks)
-    assert images._jpeg_layout(grey, 100) == (6, True, 40 * 30)
+    assert decoding.jpeg_layout(plain, 100) == (1, False, blocks)
+    assert decoding.jpeg_layout(hidden, 100) == (1, False, blocks)
+    assert decoding.jpeg_layout(progressive, 100) == (10, True, blocks)
+    assert decoding.jpeg_layout(grey, 100) == (6, True, 40 * 30)
     assert similarity(preprocess_file(hidden).final, preprocess_file(plain).final) == 1.0
 
 
@@ -803,7 +811,7 @@ def test_scan_line_components_match_flood_fill():
     rng = np.random.default_rng(0)
     for _ in range(100):
         cells = rng.random((int(rng.integers(1, 25)), int(rng.integers(1, 25)))) < rng.uniform(0.1, 0.7)
-        labels, count = images._components(cells)
+        labels, count = segmentation.components(cells)
         found = [{tuple(index) for index in np.argwhere(labels == label)} for label in range(1, count + 1)]
         assert sorted(map(sorted, found)) == sorted(map(sorted, _flood_fill_components(cells)))
         assert ((labels > 0) == cells).all()
