@@ -807,7 +807,7 @@ def _flood_fill_components(cells: np.ndarray) -> list[set[tuple[int, int]]]:
     return components
 
 
-def test_scan_line_components_match_flood_fill():
+def test_components_are_eight_connected_as_a_flood_fill_finds_them():
     rng = np.random.default_rng(0)
     for _ in range(100):
         cells = rng.random((int(rng.integers(1, 25)), int(rng.integers(1, 25)))) < rng.uniform(0.1, 0.7)

@@ -1,9 +1,9 @@
 """Segmentation: the digit among specks and smudges, or each digit of a number.
 
-Connected components are found on a coarse grid of cells (which also bridges small gaps in a
-stroke). One digit is the heaviest component with the parts that belong to it (the detached bar of
-a 5); a number is two or more glyphs of about the same height side by side on one line, touching
-digits cut apart where they meet.
+Connected components (scipy.ndimage's labelling) are found on a coarse grid of cells, which also
+bridges small gaps in a stroke. One digit is the heaviest component with the parts that belong to
+it (the detached bar of a 5); a number is two or more glyphs of about the same height side by side
+on one line, touching digits cut apart where they meet.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 # Connected components are found on a grid of at most this many cells along the long side.
 COMPONENT_GRID = 48
@@ -19,53 +20,18 @@ COMPONENT_GRID = 48
 # between neighbouring digits stay open; a row of more digits than this is not read as a number.
 NUMBER_GRID = 128
 MAX_NUMBER_DIGITS = 8
+_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
 def components(cells: np.ndarray) -> tuple[np.ndarray, int]:
-    """8-connected components of a boolean grid: int32 labels (0 = empty, 1...) and their count.
+    """8-connected components of a boolean grid: int32 labels (0 = empty, 1...) and their count."""
+    labels, count = ndimage.label(cells, structure=_EIGHT_CONNECTED)
+    return labels.astype(np.int32, copy=False), int(count)
 
-    Scan-line labelling: each row's runs of set cells join the runs they touch in the row above,
-    with a union-find over run labels, so the Python work grows with the number of runs, not cells.
-    """
-    labels = np.zeros(cells.shape, dtype=np.int32)
-    parent = [0]
 
-    def root(label: int) -> int:
-        while parent[label] != label:
-            parent[label] = parent[parent[label]]
-            label = parent[label]
-        return label
-
-    steps = np.diff(np.pad(cells, ((0, 0), (1, 1))).astype(np.int8), axis=1)
-    run_rows, run_starts = np.nonzero(steps == 1)
-    run_ends = np.nonzero(steps == -1)[1]
-    runs_by_row: list[list[tuple[int, int]]] = [[] for _ in range(cells.shape[0])]
-    for row_index, start, end in zip(run_rows.tolist(), run_starts.tolist(), run_ends.tolist(), strict=True):
-        runs_by_row[row_index].append((start, end))
-    previous: list[tuple[int, int, int]] = []
-    for row_index, runs in enumerate(runs_by_row):
-        current = []
-        for start, end in runs:
-            label = 0
-            for above_start, above_end, above_label in previous:
-                # Runs [start, end) and [above_start, above_end) touch, diagonals included.
-                if above_start <= end and above_end >= start:
-                    above_root = root(above_label)
-                    if label == 0:
-                        label = above_root
-                    elif above_root != label:
-                        parent[max(label, above_root)] = min(label, above_root)
-                        label = min(label, above_root)
-            if label == 0:
-                label = len(parent)
-                parent.append(label)
-            labels[row_index, start:end] = label
-            current.append((start, end, label))
-        previous = current
-    roots = np.array([root(label) for label in range(len(parent))], dtype=np.int32)
-    unique_roots, consecutive = np.unique(roots, return_inverse=True)
-    # Root 0 (empty) is always present and sorts first, so it maps to 0.
-    return consecutive.astype(np.int32)[labels], len(unique_roots) - 1
+def boxes(labels: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Each label's bounding box (top, bottom, left, right), bottom and right exclusive, in label order."""
+    return [(rows.start, rows.stop, cols.start, cols.stop) for rows, cols in ndimage.find_objects(labels)]
 
 
 def crop_digit(ink: np.ndarray, notes: list[str]) -> np.ndarray:
@@ -84,22 +50,19 @@ def crop_digit(ink: np.ndarray, notes: list[str]) -> np.ndarray:
     labels, count = components(mass > 0)
     if count > 1:
         masses = np.bincount(labels.ravel(), weights=mass.ravel())[1:]
-        boxes = []
-        for index in range(1, count + 1):
-            rows, cols = np.nonzero(labels == index)
-            boxes.append((rows.min(), rows.max() + 1, cols.min(), cols.max() + 1))
+        found = boxes(labels)
         touches = np.array(
             [
                 top == 0 or left == 0 or bottom == grid_height or right == grid_width
-                for top, bottom, left, right in boxes
+                for top, bottom, left, right in found
             ]
         )
         main = int(np.argmax(masses * np.where(touches, 0.3, 1.0)))
         kept = [main]
-        top, bottom, left, right = boxes[main]
+        top, bottom, left, right = found[main]
         main_extent = max(bottom - top, right - left)
         for index in np.argsort(-masses):
-            other_top, other_bottom, other_left, other_right = boxes[index]
+            other_top, other_bottom, other_left, other_right = found[index]
             extent = max(other_bottom - other_top, other_right - other_left)
             # A detached part of a digit (the bar of a 5) is long or heavy; a speck or dot is neither.
             part_like = extent >= 0.3 * main_extent or masses[index] >= 0.3 * masses[main]
@@ -194,17 +157,10 @@ def number_row(ink: np.ndarray, cell: int | None = None) -> Row | None:
         return None
     labels, count = components(mass > 0)
     masses = np.bincount(labels.ravel(), weights=mass.ravel(), minlength=count + 1)[1:]
-    rows, cols = np.nonzero(labels)
-    which = labels[rows, cols] - 1
-    tops, lefts = np.full(count, grid_height), np.full(count, grid_width)
-    bottoms, rights = np.zeros(count, dtype=np.int64), np.zeros(count, dtype=np.int64)
-    np.minimum.at(tops, which, rows)
-    np.minimum.at(lefts, which, cols)
-    np.maximum.at(bottoms, which, rows + 1)
-    np.maximum.at(rights, which, cols + 1)
+    found = boxes(labels)
     glyphs: list[_Glyph] = []
     for index in np.argsort(-masses, kind="stable"):
-        box = int(tops[index]), int(bottoms[index]), int(lefts[index]), int(rights[index])
+        box = found[index]
         top, bottom, left, right = box
         touches = top == 0 or left == 0 or bottom == grid_height or right == grid_width
         # A paper edge or shadow runs along the image's length; a digit of a tight crop spans its height.
