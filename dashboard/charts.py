@@ -18,6 +18,7 @@ from plotly.subplots import make_subplots
 
 from dashboard import formats
 from mnist_model import calibration, records
+from mnist_model.data import as_model_input
 
 if TYPE_CHECKING:
     from mnist_model.artifacts import RunRecord
@@ -263,6 +264,78 @@ def probability_bars(probabilities: np.ndarray, *, true_label: int | None = None
     figure.update_yaxes(title_text="probability", range=[0, 1.1], tickformat=".0%")
     figure.update_layout(height=300, margin=_MARGINS)
     return figure
+
+
+# Attribution over the input: red for the digit, blue against it, see-through near zero so that the
+# digit shows beneath; Grad-CAM's regions in orange.
+_FOR_AND_AGAINST = [[0.0, "rgba(37,99,235,0.95)"], [0.5, "rgba(255,255,255,0)"], [1.0, "rgba(220,38,38,0.95)"]]
+_REGIONS = [[0.0, "rgba(249,115,22,0)"], [1.0, "rgba(249,115,22,0.85)"]]
+_INPUT_GREYS = [[0.0, "#ffffff"], [1.0, "#64748b"]]
+
+
+def attribution_maps(image: np.ndarray, attribution: records.Attribution) -> go.Figure:
+    """Where the model looked, side by side over the 28x28 input: integrated gradients, the gradient
+    and (for a convnet) Grad-CAM; hovering a pixel gives its value."""
+    panels = [
+        ("Integrated gradients", attribution.integrated, True, f"share of the {attribution.digit}"),
+        ("Gradient", attribution.gradient, True, "d probability / d pixel"),
+    ]
+    if attribution.grad_cam is not None:
+        panels.append((f"Grad-CAM ({attribution.grad_cam_layer})", attribution.grad_cam, False, "weight"))
+    return _maps_over(image, panels)
+
+
+def integrated_maps(image: np.ndarray, attributions: Sequence[records.Attribution], titles: Sequence[str]) -> go.Figure:
+    """The integrated gradients of several digits for one image, side by side, on one colour scale."""
+    bound = max(_colour_bound(each.integrated) for each in attributions)
+    panels = [
+        (title, each.integrated, True, f"share of the {each.digit}")
+        for title, each in zip(titles, attributions, strict=True)
+    ]
+    return _maps_over(image, panels, bound=bound)
+
+
+def _maps_over(image: np.ndarray, panels: list[tuple[str, np.ndarray, bool, str]], bound: float | None = None):
+    """Panels of (title, (28, 28) values, signed, what a value means), each drawn over the faint input:
+    signed values red for and blue against, see-through near zero; others orange, from clear at 0."""
+    figure = make_subplots(rows=1, cols=len(panels), subplot_titles=[title for title, *_ in panels])
+    shown = as_model_input(image)
+    for column, (title, values, signed, meaning) in enumerate(panels, start=1):
+        figure.add_trace(
+            go.Heatmap(z=shown, colorscale=_INPUT_GREYS, zmin=0, zmax=1, showscale=False, hoverinfo="skip"),
+            row=1,
+            col=column,
+        )
+        top = bound or _colour_bound(values)
+        figure.add_trace(
+            go.Heatmap(
+                z=values,
+                colorscale=_FOR_AND_AGAINST if signed else _REGIONS,
+                zmin=-top if signed else 0,
+                zmax=top,
+                showscale=False,
+                customdata=shown,
+                hovertemplate=f"row %{{y}}, column %{{x}}<br>{meaning}: %{{z:.3g}}<br>ink: %{{customdata:.2f}}"
+                f"<extra>{title}</extra>",
+            ),
+            row=1,
+            col=column,
+        )
+        figure.update_yaxes(scaleanchor=f"x{'' if column == 1 else column}", row=1, col=column)
+    frame = {"showticklabels": False, "ticks": "", "showgrid": False, "zeroline": False}
+    frame |= {"showline": True, "mirror": True, "linecolor": NEUTRAL_COLOUR}
+    side = shown.shape[0]
+    figure.update_xaxes(**frame, range=[-0.5, side - 0.5], constrain="domain")
+    figure.update_yaxes(**frame, range=[side - 0.5, -0.5], constrain="domain")
+    figure.update_layout(height=280, margin={"l": 4, "r": 4, "t": 30, "b": 4})
+    return figure
+
+
+def _colour_bound(values: np.ndarray) -> float:
+    """The value given the full colour: the 90th percentile of the non-zero magnitudes, so that a few
+    extreme pixels do not leave the rest pale (larger ones get the full colour; the hover has them all)."""
+    magnitudes = np.abs(values[values != 0])
+    return float(np.percentile(magnitudes, 90)) if magnitudes.size else 1.0
 
 
 def reliability_diagram(before: calibration.Reliability, after: calibration.Reliability) -> go.Figure:

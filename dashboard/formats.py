@@ -187,3 +187,21 @@ def _short_number(value: float) -> str:
         return f"{value:g}"
     mantissa, exponent = f"{value:.2e}".split("e")
     return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+def attribution_note(attribution: records.Attribution) -> str:
+    """What the three maps of :func:`dashboard.charts.attribution_maps` show, in words, with their figures."""
+    digit = attribution.digit
+    note = (
+        f"**Integrated gradients:** red pixels raise the probability of {digit}, blue ones lower it; together "
+        f"they make up its rise from {percent(attribution.baseline_probability)} for a black image to "
+        f"{percent(attribution.probability)} for this one (they add up to within "
+        f"{abs(attribution.completeness_gap):.3f}). **Gradient:** what brightening each pixel a little, alone, "
+        "would do to that probability: it marks where the answer is fragile, not where it comes from."
+    )
+    if attribution.grad_cam is not None:
+        note += (
+            f" **Grad-CAM:** the regions where the last convolution ({attribution.grad_cam_layer}) found the "
+            f"features that speak for {digit}, as coarse as that layer's grid."
+        )
+    return note

@@ -31,7 +31,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from dashboard import connection
 from mnist_model import artifacts, images
 from mnist_model.engine import ADDRESS_ENV, Engine, EngineError
-from mnist_model.records import JobStatus
+from mnist_model.records import Attribution, JobStatus
 from mnist_model.settings import TrainingSettings
 
 log = logging.getLogger(__name__)
@@ -282,6 +282,13 @@ def _prepared_upload(data: bytes, name: str):
 def predict(settings: TrainingSettings, model_input: np.ndarray) -> np.ndarray:
     """The ten probabilities for one (28, 28) image from the run trained with ``settings``."""
     return engine().predict(run_key(settings), model_input)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def explain(key: str, model_input: np.ndarray, digit: int | None = None) -> Attribution:
+    """Where the run's model looked for its answer (or for ``digit``) on one (28, 28) image (see
+    :mod:`mnist_model.attribution`)."""
+    return engine().explain(key, model_input, digit)
 
 
 def digit_scores(model_inputs: np.ndarray) -> np.ndarray | None:

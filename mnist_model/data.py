@@ -77,6 +77,16 @@ class MnistData:
         return iter((self.train_images, self.train_labels, self.test_images, self.test_labels))
 
 
+def as_model_input(images: np.ndarray) -> np.ndarray:
+    """float32 in [0, 1], as the models take images, from uint8 (0-255) or float (0-1) ones of any shape."""
+    array = np.asarray(images)
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    if np.issubdtype(array.dtype, np.floating):
+        return array.astype(np.float32, copy=False)
+    raise ValueError(f"images must be uint8 (0-255) or float (0-1); got dtype {array.dtype}.")
+
+
 def load_mnist(path: str | os.PathLike | None = None) -> MnistData:
     """Load and validate MNIST.
 

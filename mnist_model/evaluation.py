@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mnist_model import calibration
-from mnist_model.data import NUM_CLASSES
+from mnist_model.data import NUM_CLASSES, as_model_input
 
 if TYPE_CHECKING:
     from tensorflow import keras
@@ -81,7 +81,7 @@ class Evaluation:
 
 def predict_probabilities(model: keras.Model, images: np.ndarray) -> np.ndarray:
     """Class probabilities for uint8 (n, 28, 28) images (or float in [0, 1]): float32 (n, 10)."""
-    scaled = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
+    scaled = as_model_input(images)
     outputs = [
         np.asarray(model(scaled[start : start + _BATCH], training=False)) for start in range(0, len(scaled), _BATCH)
     ]

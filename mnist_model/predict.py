@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow import keras
 
-from mnist_model.data import IMAGE_SIZE
+from mnist_model.data import IMAGE_SIZE, as_model_input
 
 
 class Predictor:
@@ -34,13 +34,7 @@ class Predictor:
         batch = array[np.newaxis] if single else array
         if batch.ndim != 3 or batch.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
             raise ValueError(f"images must have shape (28, 28) or (n, 28, 28); got {array.shape}.")
-        if array.dtype == np.uint8:
-            batch = batch.astype(np.float32) / 255.0
-        elif np.issubdtype(array.dtype, np.floating):
-            batch = batch.astype(np.float32, copy=False)
-        else:
-            raise ValueError(f"images must be uint8 (0-255) or float (0-1); got dtype {array.dtype}.")
-        probabilities = self._forward(tf.constant(batch)).numpy()
+        probabilities = self._forward(tf.constant(as_model_input(batch))).numpy()
         return probabilities[0] if single else probabilities
 
     def predict_digit(self, image: np.ndarray) -> tuple[int, float, np.ndarray]:

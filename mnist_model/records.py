@@ -1,4 +1,5 @@
-"""Plain records that cross process boundaries: training progress and history, layer summaries.
+"""Plain records that cross process boundaries: training progress and history, layer summaries,
+attributions.
 
 They hold numbers and strings only and import no TensorFlow, so a process that merely shows them (the
 dashboard's web server) can receive them from the model workers without loading the framework.
@@ -7,6 +8,8 @@ dashboard's web server) can receive them from the model workers without loading 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 from mnist_model.settings import TrainingSettings
 
@@ -113,3 +116,27 @@ class JobStatus:
     @property
     def active(self) -> bool:
         return self.state in (QUEUED, RUNNING)
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """One prediction explained (see :mod:`mnist_model.attribution`).
+
+    ``digit`` is the digit explained (the model's answer unless another was asked for),
+    ``probability`` the model's probability of it and ``baseline_probability`` that of a black image.
+    ``gradient`` and ``integrated`` are float32 (28, 28), signed (positive: for the digit).
+    ``grad_cam`` is float32 (28, 28) in [0, 1], or None for a network without convolutions, and
+    ``grad_cam_layer`` the convolution it was taken from."""
+
+    digit: int
+    probability: float
+    baseline_probability: float
+    gradient: np.ndarray
+    integrated: np.ndarray
+    grad_cam: np.ndarray | None
+    grad_cam_layer: str | None
+
+    @property
+    def completeness_gap(self) -> float:
+        """How far the integrated gradients' sum is from the change in probability they explain."""
+        return float(self.integrated.sum()) - (self.probability - self.baseline_probability)

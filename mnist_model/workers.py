@@ -36,6 +36,7 @@ from mnist_model.records import (
     QUEUED,
     RUNNING,
     STOPPED,
+    Attribution,
     EngineError,
     JobStatus,
     Progress,
@@ -545,6 +546,12 @@ class ModelServer:
     def predict(self, key: str, images_in: np.ndarray) -> np.ndarray:
         """Probabilities of the ten digits: float32 (10,) for one (28, 28) image, (n, 10) for a batch."""
         return self._entry(key)[1].predict(images_in)
+
+    def explain(self, key: str, image: np.ndarray, digit: int | None = None) -> Attribution:
+        """Where the run's model looked for its answer (or ``digit``) on one float32 (28, 28) image."""
+        from mnist_model import attribution
+
+        return attribution.explain(self._entry(key)[0], image, digit)
 
     def digit_scores(self, images_in: np.ndarray, train: bool = True) -> np.ndarray | None:
         """The digit detector's scores, float32 (n,), for float32 (n, 28, 28) images in MNIST form;

@@ -24,7 +24,8 @@ from PIL import Image, ImageDraw
 from playwright.sync_api import Browser, Locator, Page, expect
 
 import mnist_model
-from mnist_model import images
+from dashboard import formats
+from mnist_model import attribution, images
 from mnist_model.evaluation import evaluate
 from mnist_model.predict import Predictor
 from mnist_model.training import TrainedRun, train
@@ -173,6 +174,15 @@ def test_a_test_index_shows_the_digit_the_model_predicts_and_survives_a_page_swi
         expect(page.get_by_text(f"Test image #{index}")).to_be_visible(timeout=PAGE_SECONDS * 1000)
         digit, _, _ = predictor.predict_digit(mnist.test_images[index])
         expect(metric_value(page, "Predicted digit")).to_have_text(str(digit))
+    # Where the model looked: the maps of the model in use, with its own figures in the note.
+    explained = attribution.explain(predictor.model, mnist.test_images[8])
+    expect(page.get_by_text(f"Where the model looked for its {explained.digit}")).to_be_visible(
+        timeout=PAGE_SECONDS * 1000
+    )
+    rise = f"from {formats.percent(explained.baseline_probability)} for a black image to"
+    expect(page.get_by_text(rise)).to_be_visible()
+    for title in ("Integrated gradients", "Gradient"):
+        expect(page.locator(".annotation-text", has_text=title).first).to_be_visible()
     screenshot(page, "predict")
     open_page(page, "Overview", "MNIST digit classifier")
     open_page(page, "Predict")
@@ -242,6 +252,7 @@ def test_a_stroke_drawn_down_the_canvas_reads_as_a_one(server, new_page, run) ->
         page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * (0.2 + 0.05 * step))
     page.mouse.up()
     expect(metric_value(page, "Predicted digit")).to_have_text("1", timeout=PAGE_SECONDS * 1000)
+    expect(page.get_by_text("Where the model looked for its 1")).to_be_visible(timeout=PAGE_SECONDS * 1000)
     screenshot(page, "predict-draw")
 
 

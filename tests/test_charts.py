@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from dashboard import charts, formats
-from mnist_model import calibration
+from mnist_model import calibration, records
 from mnist_model.records import EpochRecord
 from mnist_model.settings import TrainingSettings
 
@@ -388,3 +388,55 @@ def test_reliability_diagram_shows_filled_bins_before_and_after_beside_the_diago
     assert len(shown_before.x) == int((before.counts > 0).sum()) < calibration.BINS
     assert f"{before.error:.2%}" in shown_before.name and f"{after.error:.2%}" in shown_after.name
     assert sum(row[2] for row in shown_after.customdata) == 1000
+
+
+def attribution_of(digit: int, with_grad_cam: bool) -> records.Attribution:
+    rng = np.random.default_rng(digit)
+    return records.Attribution(
+        digit=digit,
+        probability=0.9,
+        baseline_probability=0.1,
+        gradient=rng.normal(size=(28, 28)).astype(np.float32),
+        integrated=rng.normal(scale=0.01, size=(28, 28)).astype(np.float32),
+        grad_cam=rng.random((28, 28), dtype=np.float32) if with_grad_cam else None,
+        grad_cam_layer="conv_3" if with_grad_cam else None,
+    )
+
+
+@pytest.mark.parametrize("with_grad_cam", [True, False])
+def test_attribution_maps_draw_each_map_over_the_input_centred_on_zero(with_grad_cam):
+    image = (np.random.default_rng(0).random((28, 28)) * 255).astype(np.uint8)
+    explained = attribution_of(7, with_grad_cam)
+    figure = charts.attribution_maps(image, explained)
+    titles = [annotation.text for annotation in figure.layout.annotations]
+    assert titles == ["Integrated gradients", "Gradient"] + (["Grad-CAM (conv_3)"] if with_grad_cam else [])
+    inputs, maps = figure.data[0::2], figure.data[1::2]
+    for shown in inputs:
+        np.testing.assert_allclose(shown.z, image / 255.0, atol=1e-6)
+    np.testing.assert_array_equal(maps[0].z, explained.integrated)
+    np.testing.assert_array_equal(maps[1].z, explained.gradient)
+    # Signed maps put zero (see-through) in the middle of the colour scale: red for, blue against.
+    for signed in maps[:2]:
+        magnitudes = np.abs(np.asarray(signed.z))
+        assert signed.zmin == -signed.zmax
+        # The full colour from the 90th percentile: a tenth of the 784 pixels are beyond it.
+        assert 70 <= (magnitudes > signed.zmax).sum() <= 86
+    if with_grad_cam:
+        assert maps[2].zmin == 0 and "share" not in maps[2].hovertemplate
+
+
+def test_integrated_maps_of_two_digits_share_one_colour_scale():
+    image = np.zeros((28, 28), dtype=np.uint8)
+    weak, strong = attribution_of(4, False), attribution_of(9, False)
+    strong = records.Attribution(**{**vars(strong), "integrated": strong.integrated * 10})
+    figure = charts.integrated_maps(image, [weak, strong], ["For 4", "For 9"])
+    maps = figure.data[1::2]
+    assert maps[0].zmax == maps[1].zmax == pytest.approx(float(np.percentile(np.abs(strong.integrated), 90)))
+    assert "share of the 4" in maps[0].hovertemplate and "share of the 9" in maps[1].hovertemplate
+
+
+def test_the_attribution_note_gives_the_rise_it_explains_and_names_grad_cams_layer():
+    note = formats.attribution_note(attribution_of(3, True))
+    assert "probability of 3" in note and "from 10.0% for a black image to 90.0%" in note
+    assert "conv_3" in note
+    assert "Grad-CAM" not in formats.attribution_note(attribution_of(3, False))

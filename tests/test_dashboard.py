@@ -9,6 +9,7 @@ directly with ``mnist_model``, from the same cached run loaded in this process.
 from __future__ import annotations
 
 import io
+import json
 import re
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from streamlit.testing.v1 import AppTest
 import mnist_model
 import mnist_model.engine
 from dashboard import formats, state
-from mnist_model import calibration, images
+from mnist_model import attribution, calibration, images
 from mnist_model.evaluation import evaluate
 from mnist_model.predict import Predictor
 from mnist_model.training import TrainedRun, train
@@ -184,6 +185,38 @@ def test_predict_shows_what_the_model_predicts_for_a_test_index(app: AppTest, tr
         digit, _, _ = predictor.predict_digit(data.test_images[index])
         assert metric(app, "Predicted digit") == str(digit)
         assert metric(app, "True label") == str(data.test_labels[index])
+
+
+def chart_titles(app: AppTest) -> list[list[str]]:
+    """Each Plotly chart's subplot titles, in page order."""
+    specs = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+    return [[annotation["text"] for annotation in spec["layout"].get("annotations", [])] for spec in specs]
+
+
+def test_predict_shows_where_the_model_looked_with_the_models_own_attribution(app: AppTest, trained) -> None:
+    image = mnist_model.load_mnist().test_images[1234]
+    reference = attribution.explain(trained.model, image)
+    open_page(app, "predict")
+    app.number_input[0].set_value(1234).run()
+    assert any(item.value == f"**Where the model looked for its {reference.digit}**" for item in app.markdown)
+    assert ["Integrated gradients", "Gradient"] in chart_titles(app)  # the dense network: no Grad-CAM
+    black, this = formats.percent(reference.baseline_probability), formats.percent(reference.probability)
+    rise = f"from {black} for a black image to {this}"
+    assert any(rise in caption.value for caption in app.caption), [caption.value for caption in app.caption]
+
+
+def test_evaluation_explains_its_most_confident_mistake_for_both_digits(app: AppTest, trained) -> None:
+    data = mnist_model.load_mnist()
+    index = int(evaluate(trained.model, data.test_images, data.test_labels).mistakes()[0])
+    predicted = int(Predictor(trained.model).predict_digit(data.test_images[index])[0])
+    true = int(data.test_labels[index])
+    explained = [attribution.explain(trained.model, data.test_images[index], digit) for digit in (predicted, true)]
+    open_page(app, "evaluation")
+    assert app.selectbox(key="why_index").value == index
+    assert [
+        f"For {predicted}, its answer ({explained[0].probability:.0%})",
+        f"For {true}, the truth ({explained[1].probability:.0%})",
+    ] in chart_titles(app)
 
 
 def test_an_answer_below_the_threshold_is_marked_unsure_and_a_sure_one_is_not(app: AppTest, trained) -> None:

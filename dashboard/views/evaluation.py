@@ -105,3 +105,28 @@ st.image(
     ],
     width=84,
 )
+
+st.subheader("Why this mistake")
+index = st.selectbox(
+    "Image",
+    shown,
+    format_func=lambda index: f"#{index}: a {result.labels[index]} read as {result.predictions[index]}",
+    key="why_index",
+)
+predicted, true = int(result.predictions[index]), int(result.labels[index])
+explained = [state.explain(key, test_images[index], digit) for digit in (predicted, true)]
+st.plotly_chart(
+    charts.integrated_maps(
+        test_images[index],
+        explained,
+        [
+            f"For {predicted}, its answer ({explained[0].probability:.0%})",
+            f"For {true}, the truth ({explained[1].probability:.0%})",
+        ],
+    )
+)
+st.caption(
+    f"Integrated gradients of the two digits on one colour scale: red pixels raise that digit's probability, "
+    f"blue ones lower it. Where the {predicted} is red and the {true} blue, the model read the ink as part of a "
+    f"{predicted}."
+)

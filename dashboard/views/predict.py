@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from dashboard import charts, state, ui
+from dashboard import charts, formats, state, ui
 from mnist_model import calibration, detector, images
 
 # Any file is accepted by the picker and judged by its content, so a refused file is named in a
@@ -36,6 +36,15 @@ def show_prediction(image: np.ndarray, true_label: int | None = None) -> None:
             delta_arrow="off",
         )
     st.plotly_chart(charts.probability_bars(probabilities, true_label=true_label))
+    show_attribution(image)
+
+
+def show_attribution(image: np.ndarray) -> None:
+    """Where the model looked for its answer on one (28, 28) image."""
+    attribution = state.explain(state.run_key(state.selected_settings()), image)
+    st.markdown(f"**Where the model looked for its {attribution.digit}**")
+    st.plotly_chart(charts.attribution_maps(image, attribution))
+    st.caption(formats.attribution_note(attribution))
 
 
 def show_confidence(column, confidence: float, explanation: str = "") -> None:
