@@ -46,6 +46,16 @@ from mnist_model.records import (
 from mnist_model.settings import TrainingSettings
 
 log = logging.getLogger(__name__)
+# The model server answers many calls at once, on threads. Two threads that import TensorFlow's
+# modules at the same time can see one of them half initialised (an AttributeError from inside
+# TensorFlow), so the first import is made under this lock and the others wait for it.
+_TENSORFLOW_IMPORT = threading.Lock()
+
+
+def _load_tensorflow() -> None:
+    with _TENSORFLOW_IMPORT:
+        from mnist_model import attribution, evaluation, model, predict  # noqa: F401  (TensorFlow, Keras)
+
 
 # Finished jobs whose outcome is kept for people to read (not their models), newest last.
 FINISHED_KEPT = 32
@@ -518,7 +528,7 @@ class ModelServer:
     def ready(self) -> bool:
         """Load TensorFlow now, and the digit detector if it is already trained, so that the first
         prediction and the first upload do not wait for them."""
-        import tensorflow  # noqa: F401
+        _load_tensorflow()
 
         try:
             self.digit_scores(np.zeros((1, 28, 28), dtype=np.float32), train=False)
@@ -528,6 +538,7 @@ class ModelServer:
         return True
 
     def _entry(self, key: str):
+        _load_tensorflow()
         with self._lock:
             if key in self._loaded:
                 self._loaded.move_to_end(key)
@@ -548,14 +559,16 @@ class ModelServer:
         return self._entry(key)[1].predict(images_in)
 
     def explain(self, key: str, image: np.ndarray, digit: int | None = None) -> Attribution:
-        """Where the run's model looked for its answer (or ``digit``) on one float32 (28, 28) image."""
+        """Where the run's model looked for its answer (or ``digit``) on one (28, 28) image."""
+        network = self._entry(key)[0]
         from mnist_model import attribution
 
-        return attribution.explain(self._entry(key)[0], image, digit)
+        return attribution.explain(network, image, digit)
 
     def digit_scores(self, images_in: np.ndarray, train: bool = True) -> np.ndarray | None:
         """The digit detector's scores, float32 (n,), for float32 (n, 28, 28) images in MNIST form;
         None while the detector is still being trained (or, with ``train`` false, not yet trained)."""
+        _load_tensorflow()
         if self._detector is None:
             content = ray.get(self._coordinator.detector_file.remote(train))
             if content is None:
@@ -579,6 +592,7 @@ class ModelServer:
 
     def evaluate(self, key: str):
         """The run's :class:`mnist_model.evaluation.Evaluation` on the 10,000 test images."""
+        _load_tensorflow()
         with self._lock:
             if key in self._evaluations:
                 return self._evaluations[key]
@@ -595,6 +609,7 @@ class ModelServer:
 
     def summary(self, key: str):
         """The run's layers as a :class:`mnist_model.records.ModelSummary`."""
+        _load_tensorflow()
         from mnist_model import model
 
         return model.describe_layers(self._entry(key)[0])

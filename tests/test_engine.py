@@ -34,7 +34,7 @@ import mnist_model.local_ray
 # isort: split
 import ray
 
-from mnist_model import artifacts, evaluation, images
+from mnist_model import artifacts, attribution, evaluation, images
 from mnist_model.model import describe_layers
 from mnist_model.records import JobStatus
 from mnist_model.settings import TrainingSettings
@@ -385,6 +385,11 @@ def test_served_results_agree_with_the_run_loaded_in_this_process(
     one = engine.predict(trained.key, batch[0])
     assert one.shape == (10,)
     np.testing.assert_allclose(one, expected[0], atol=1e-5)
+
+    explained, reference_attribution = engine.explain(trained.key, batch[0], 3), attribution.explain(model, batch[0], 3)
+    assert explained.digit == 3 and explained.probability == pytest.approx(reference_attribution.probability, abs=1e-5)
+    np.testing.assert_allclose(explained.integrated, reference_attribution.integrated, atol=1e-5)
+    np.testing.assert_allclose(explained.gradient, reference_attribution.gradient, atol=1e-4)
 
     assert engine.summary(trained.key) == describe_layers(model)
     weights = engine.weights(trained.key)
