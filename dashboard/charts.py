@@ -338,6 +338,67 @@ def _colour_bound(values: np.ndarray) -> float:
     return float(np.percentile(magnitudes, 90)) if magnitudes.size else 1.0
 
 
+_ACTIVITY = [[0.0, "#ffffff"], [1.0, "#1e3a8a"]]
+# Feature maps are laid out 8 to a row (16 when there are more than 32), dense units 32 to a row.
+MAPS_PER_ROW = 8
+UNITS_PER_ROW = 32
+
+
+def layer_activation(activation: records.LayerActivation) -> go.Figure:
+    """One layer's output for one image: a convolution's feature maps as a grid of small images, a dense
+    layer's units as a strip (rows of 32), the ten outputs as one labelled row. Hovering gives each value."""
+    values = activation.values
+    if activation.kind == "feature maps":
+        height, width, count = values.shape
+        per_row = MAPS_PER_ROW if count <= 4 * MAPS_PER_ROW else 2 * MAPS_PER_ROW
+        rows = math.ceil(count / per_row)
+        # A mosaic with one empty (NaN, shown grey) pixel between the maps.
+        mosaic = np.full((rows * (height + 1) - 1, per_row * (width + 1) - 1), np.nan, dtype=np.float32)
+        which = np.full(mosaic.shape, -1, dtype=np.int32)
+        for index in range(count):
+            top, left = (index // per_row) * (height + 1), (index % per_row) * (width + 1)
+            mosaic[top : top + height, left : left + width] = values[:, :, index]
+            which[top : top + height, left : left + width] = index + 1
+        hover = "map %{customdata}: %{z:.3g}<extra></extra>"
+        figure = go.Figure(
+            go.Heatmap(z=mosaic, customdata=which, colorscale=_ACTIVITY, zmin=0, hovertemplate=hover, hoverongaps=False)
+        )
+        aspect = mosaic.shape[0] / mosaic.shape[1]
+    else:
+        count = len(values)
+        per_row = min(UNITS_PER_ROW, count)
+        rows = math.ceil(count / per_row)
+        grid = np.full(rows * per_row, np.nan, dtype=np.float32)
+        grid[:count] = values
+        units = np.arange(rows * per_row).reshape(rows, per_row)
+        name = "digit" if count == len(DIGITS) else "unit"
+        figure = go.Figure(
+            go.Heatmap(
+                z=grid.reshape(rows, per_row),
+                customdata=units,
+                colorscale=_ACTIVITY,
+                zmin=0,
+                hovertemplate=f"{name} %{{customdata}}: %{{z:.3g}}<extra></extra>",
+                hoverongaps=False,
+                xgap=1,
+                ygap=1,
+            )
+        )
+        aspect = rows / per_row
+    digits = activation.kind == "units" and len(values) == len(DIGITS)
+    figure.update_traces(colorbar={"thickness": 10, "len": 0.9})
+    figure.update_xaxes(showticklabels=digits, showgrid=False, zeroline=False, ticks="", constrain="domain")
+    if digits:
+        figure.update_xaxes(tickmode="array", tickvals=DIGITS)
+    figure.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed", scaleanchor="x")
+    figure.update_layout(
+        height=int(np.clip(aspect * 640, 70, 520)) + 20,
+        margin={"l": 0, "r": 0, "t": 10, "b": 10},
+        plot_bgcolor=NEUTRAL_COLOUR,
+    )
+    return figure
+
+
 def reliability_diagram(before: calibration.Reliability, after: calibration.Reliability) -> go.Figure:
     """Accuracy against confidence per confidence bin, before and after calibration, with the
     diagonal where they are equal. Empty bins are left out; each marker's area follows its bin's count,

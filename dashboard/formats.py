@@ -205,3 +205,17 @@ def attribution_note(attribution: records.Attribution) -> str:
             f"features that speak for {digit}, as coarse as that layer's grid."
         )
     return note
+
+
+def activation_caption(activation: records.LayerActivation, last: bool) -> str:
+    """A layer of :func:`dashboard.charts.layer_activation` in words: its name, what it holds, its range."""
+    values = activation.values
+    if activation.kind == "feature maps":
+        height, width, count = values.shape
+        shape = f"{count} feature maps of {height}x{width}"
+    elif last:
+        shape = "the ten outputs, the probability of each digit"
+    else:
+        shape = f"{len(values)} units"
+    active = f"; {float((values > 0).mean()):.0%} of them above zero" if not last else ""
+    return f"**{activation.name}** ({activation.type}): {shape}, from {values.min():.3g} to {values.max():.3g}{active}."

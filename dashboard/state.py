@@ -31,7 +31,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from dashboard import connection
 from mnist_model import artifacts, images
 from mnist_model.engine import ADDRESS_ENV, Engine, EngineError
-from mnist_model.records import Attribution, JobStatus
+from mnist_model.records import Attribution, JobStatus, LayerActivation
 from mnist_model.settings import TrainingSettings
 
 log = logging.getLogger(__name__)
@@ -289,6 +289,12 @@ def explain(key: str, model_input: np.ndarray, digit: int | None = None) -> Attr
     """Where the run's model looked for its answer (or for ``digit``) on one (28, 28) image (see
     :mod:`mnist_model.attribution`)."""
     return engine().explain(key, model_input, digit)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def activations(key: str, model_input: np.ndarray) -> tuple[LayerActivation, ...]:
+    """Each computing layer's output for one (28, 28) image (see :mod:`mnist_model.activations`)."""
+    return engine().activations(key, model_input)
 
 
 def digit_scores(model_inputs: np.ndarray) -> np.ndarray | None:

@@ -50,7 +50,14 @@ import ray.exceptions  # noqa: E402
 from mnist_model import artifacts, config, images, workers  # noqa: E402
 from mnist_model.data import DataError  # noqa: E402
 from mnist_model.local_ray import LocalCluster  # noqa: E402
-from mnist_model.records import Attribution, EngineError, JobStatus, ModelSummary, QueueFull  # noqa: E402
+from mnist_model.records import (  # noqa: E402
+    Attribution,
+    EngineError,
+    JobStatus,
+    LayerActivation,
+    ModelSummary,
+    QueueFull,
+)
 from mnist_model.settings import TrainingSettings  # noqa: E402
 from mnist_model.workers import EngineConfig  # noqa: E402
 
@@ -240,6 +247,10 @@ class Engine:
     def explain(self, key: str, model_input: np.ndarray, digit: int | None = None) -> Attribution:
         """The gradient, integrated gradients and Grad-CAM of one prediction (see :mod:`mnist_model.attribution`)."""
         return self._call(self._models.explain.remote(key, model_input, digit))
+
+    def activations(self, key: str, model_input: np.ndarray) -> tuple[LayerActivation, ...]:
+        """Each computing layer's output for one image (see :mod:`mnist_model.activations`)."""
+        return self._call(self._models.activations.remote(key, model_input))
 
     def digit_scores(self, model_inputs: np.ndarray) -> np.ndarray | None:
         """How much each image looks like a digit (see :mod:`mnist_model.detector`); None while the

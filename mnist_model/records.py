@@ -140,3 +140,16 @@ class Attribution:
     def completeness_gap(self) -> float:
         """How far the integrated gradients' sum is from the change in probability they explain."""
         return float(self.integrated.sum()) - (self.probability - self.baseline_probability)
+
+
+@dataclass(frozen=True)
+class LayerActivation:
+    """One layer's output for one image (see :mod:`mnist_model.activations`).
+
+    ``values`` is float32: (height, width, channels) for a convolution's feature maps, (units,) for a
+    dense layer; ``kind`` is "feature maps" or "units"."""
+
+    name: str
+    type: str
+    kind: str
+    values: np.ndarray

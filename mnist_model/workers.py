@@ -39,6 +39,7 @@ from mnist_model.records import (
     Attribution,
     EngineError,
     JobStatus,
+    LayerActivation,
     Progress,
     QueueFull,
     TrainingStopped,
@@ -54,7 +55,7 @@ _TENSORFLOW_IMPORT = threading.Lock()
 
 def _load_tensorflow() -> None:
     with _TENSORFLOW_IMPORT:
-        from mnist_model import attribution, evaluation, model, predict  # noqa: F401  (TensorFlow, Keras)
+        from mnist_model import activations, attribution, evaluation, model, predict  # noqa: F401  (TensorFlow, Keras)
 
 
 # Finished jobs whose outcome is kept for people to read (not their models), newest last.
@@ -564,6 +565,13 @@ class ModelServer:
         from mnist_model import attribution
 
         return attribution.explain(network, image, digit)
+
+    def activations(self, key: str, image: np.ndarray) -> tuple[LayerActivation, ...]:
+        """Each computing layer's output for one (28, 28) image (see :mod:`mnist_model.activations`)."""
+        network = self._entry(key)[0]
+        from mnist_model import activations
+
+        return activations.activations(network, image)
 
     def digit_scores(self, images_in: np.ndarray, train: bool = True) -> np.ndarray | None:
         """The digit detector's scores, float32 (n,), for float32 (n, 28, 28) images in MNIST form;

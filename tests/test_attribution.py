@@ -1,10 +1,11 @@
-"""Attribution against references computed another way: finite differences, completeness, and CAM."""
+"""Attribution and activations against references computed another way: finite differences, completeness,
+the class activation map, and Keras sub-models."""
 
 import keras
 import numpy as np
 import pytest
 
-from mnist_model import attribution
+from mnist_model import activations, attribution
 from mnist_model.model import build_model
 from mnist_model.settings import TrainingSettings
 
@@ -116,3 +117,24 @@ def test_a_network_without_convolutions_has_no_grad_cam(mlp):
 def test_an_image_of_the_wrong_shape_is_refused(mlp):
     with pytest.raises(ValueError, match=r"\(28, 28\)"):
         attribution.explain(mlp, np.zeros((28, 27), dtype=np.float32))
+
+
+@pytest.mark.parametrize("architecture", ["mlp", "cnn"])
+def test_activations_are_each_layers_output_as_a_keras_submodel_gives_it(architecture, mlp, cnn):
+    model = {"mlp": mlp, "cnn": cnn}[architecture]
+    image = (random_image(10) * 255).astype(np.uint8)
+    found = activations.activations(model, image)
+    computing = [
+        layer
+        for layer in model.layers
+        if not isinstance(layer, (keras.layers.Flatten, keras.layers.Dropout, keras.layers.Reshape))
+    ]
+    assert [each.name for each in found] == [layer.name for layer in computing]
+    scaled = image[None].astype(np.float32) / 255
+    for each, layer in zip(found, computing, strict=True):
+        reference = keras.Model(model.inputs[0], layer.output)(scaled, training=False).numpy()[0]
+        np.testing.assert_allclose(each.values, reference, atol=1e-5)
+        assert each.kind == ("feature maps" if reference.ndim == 3 else "units")
+    np.testing.assert_allclose(found[-1].values, model(scaled, training=False).numpy()[0], atol=1e-6)
+    if architecture == "cnn":
+        assert [each.values.shape for each in found[:3]] == [(12, 12, 32), (5, 5, 64), (3, 3, 64)]

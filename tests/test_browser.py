@@ -184,6 +184,9 @@ def test_a_test_index_shows_the_digit_the_model_predicts_and_survives_a_page_swi
     for title in ("Integrated gradients", "Gradient"):
         expect(page.locator(".annotation-text", has_text=title).first).to_be_visible()
     screenshot(page, "predict")
+    page.get_by_text("Inside the network").click()
+    expect(page.get_by_text(re.compile(r"^dense_1 \(Dense\): 128 units"))).to_be_visible(timeout=PAGE_SECONDS * 1000)
+    screenshot(page, "predict-inside")
     open_page(page, "Overview", "MNIST digit classifier")
     open_page(page, "Predict")
     expect(page.get_by_label("Test image (0 to 9999)")).to_have_value("8")

@@ -440,3 +440,34 @@ def test_the_attribution_note_gives_the_rise_it_explains_and_names_grad_cams_lay
     assert "probability of 3" in note and "from 10.0% for a black image to 90.0%" in note
     assert "conv_3" in note
     assert "Grad-CAM" not in formats.attribution_note(attribution_of(3, False))
+
+
+def test_feature_maps_are_tiled_with_a_gap_and_each_hover_names_its_map():
+    values = np.random.default_rng(1).random((5, 5, 64), dtype=np.float32)
+    figure = charts.layer_activation(records.LayerActivation("conv_2", "Conv2D", "feature maps", values))
+    mosaic, which = np.asarray(figure.data[0].z, dtype=float), np.asarray(figure.data[0].customdata)
+    assert mosaic.shape == (4 * 6 - 1, 16 * 6 - 1)  # 64 maps of 5x5, 16 to a row, one-pixel gaps
+    for index in (0, 17, 63):
+        top, left = (index // 16) * 6, (index % 16) * 6
+        np.testing.assert_allclose(mosaic[top : top + 5, left : left + 5], values[:, :, index])
+        assert (which[top : top + 5, left : left + 5] == index + 1).all()
+    assert np.isnan(mosaic[5]).all() and "map %{customdata}" in figure.data[0].hovertemplate
+
+
+def test_units_run_in_rows_of_32_and_the_ten_outputs_are_labelled_digits():
+    units = np.arange(128, dtype=np.float32)
+    figure = charts.layer_activation(records.LayerActivation("dense_1", "Dense", "units", units))
+    np.testing.assert_array_equal(np.asarray(figure.data[0].z), units.reshape(4, 32))
+    assert "unit %{customdata}" in figure.data[0].hovertemplate and not figure.layout.xaxis.showticklabels
+    outputs = charts.layer_activation(records.LayerActivation("probabilities", "Dense", "units", np.eye(10)[3]))
+    assert np.asarray(outputs.data[0].z).shape == (1, 10) and "digit %{customdata}" in outputs.data[0].hovertemplate
+    assert outputs.layout.xaxis.showticklabels and list(outputs.layout.xaxis.tickvals) == list(range(10))
+
+
+def test_an_activation_caption_names_the_layer_its_shape_and_how_much_of_it_is_active():
+    maps = records.LayerActivation("conv_1", "Conv2D", "feature maps", np.zeros((12, 12, 32), dtype=np.float32))
+    assert formats.activation_caption(maps, last=False).startswith("**conv_1** (Conv2D): 32 feature maps of 12x12")
+    units = records.LayerActivation("dense_1", "Dense", "units", np.array([0, 1, 2, 0], dtype=np.float32))
+    assert "4 units, from 0 to 2; 50% of them above zero" in formats.activation_caption(units, last=False)
+    outputs = records.LayerActivation("probabilities", "Dense", "units", np.eye(10, dtype=np.float32)[2])
+    assert "the ten outputs" in formats.activation_caption(outputs, last=True)

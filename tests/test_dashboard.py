@@ -23,7 +23,7 @@ from streamlit.testing.v1 import AppTest
 import mnist_model
 import mnist_model.engine
 from dashboard import formats, state
-from mnist_model import attribution, calibration, images
+from mnist_model import activations, attribution, calibration, images
 from mnist_model.evaluation import evaluate
 from mnist_model.predict import Predictor
 from mnist_model.training import TrainedRun, train
@@ -203,6 +203,11 @@ def test_predict_shows_where_the_model_looked_with_the_models_own_attribution(ap
     black, this = formats.percent(reference.baseline_probability), formats.percent(reference.probability)
     rise = f"from {black} for a black image to {this}"
     assert any(rise in caption.value for caption in app.caption), [caption.value for caption in app.caption]
+    # Inside the network: every computing layer of the dense network, with its values.
+    layers = activations.activations(trained.model, image)
+    for activation, caption in zip(layers, ["dense_1", "dense_2", "probabilities"], strict=True):
+        last = activation.name == "probabilities"
+        assert any(item.value == formats.activation_caption(activation, last=last) for item in app.caption), caption
 
 
 def test_evaluation_explains_its_most_confident_mistake_for_both_digits(app: AppTest, trained) -> None:
