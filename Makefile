@@ -27,6 +27,7 @@ check: $(INSTALLED)
 benchmark: $(INSTALLED)
 	$(PYTHON) -m benchmarks.bench_training
 	$(PYTHON) -m benchmarks.bench_images
+	$(PYTHON) -m benchmarks.bench_attribution
 	$(PYTHON) -m benchmarks.bench_dashboard
 
 # The reliability suite: hostile files, load, faults (about 30 minutes; --quick is CI's share).

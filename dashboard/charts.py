@@ -327,7 +327,7 @@ def _maps_over(image: np.ndarray, panels: list[tuple[str, np.ndarray, bool, str]
     side = shown.shape[0]
     figure.update_xaxes(**frame, range=[-0.5, side - 0.5], constrain="domain")
     figure.update_yaxes(**frame, range=[side - 0.5, -0.5], constrain="domain")
-    figure.update_layout(height=280, margin={"l": 4, "r": 4, "t": 30, "b": 4})
+    figure.update_layout(height=280, margin={"l": 8, "r": 8, "t": 30, "b": 8})
     return figure
 
 

@@ -21,6 +21,8 @@ from mnist_model.settings import TrainingSettings
 # Seconds between refreshes of live views while a job is queued or running, and of the sidebar while
 # idle (so that training started from another session shows up here too).
 POLL_SECONDS = 1.0
+# Plotly's options for a figure that is a picture to look at (maps over an image): no mode bar over it.
+PICTURE = {"displayModeBar": False}
 IDLE_POLL_SECONDS = 5.0
 _ACTIVE_SEEN = "_active_jobs_seen"
 

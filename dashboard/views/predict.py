@@ -44,13 +44,13 @@ def show_attribution(image: np.ndarray) -> None:
     key = state.run_key(state.selected_settings())
     attribution = state.explain(key, image)
     st.markdown(f"**Where the model looked for its {attribution.digit}**")
-    st.plotly_chart(charts.attribution_maps(image, attribution))
+    st.plotly_chart(charts.attribution_maps(image, attribution), config=ui.PICTURE)
     st.caption(formats.attribution_note(attribution))
     with st.expander("Inside the network: what each layer computes for this image"):
         layers = state.activations(key, image)
         for index, activation in enumerate(layers):
             st.caption(formats.activation_caption(activation, last=index == len(layers) - 1))
-            st.plotly_chart(charts.layer_activation(activation))
+            st.plotly_chart(charts.layer_activation(activation), config=ui.PICTURE)
 
 
 def show_confidence(column, confidence: float, explanation: str = "") -> None:
