@@ -245,6 +245,45 @@ def confusion_heatmap(
     return figure
 
 
+# A change between two runs: red where run B is worse, green where it is better, white for none.
+_BETTER_OR_WORSE = [[0.0, "#dc2626"], [0.5, "#ffffff"], [1.0, "#16a34a"]]
+
+
+def confusion_change(change: np.ndarray, size: int = 420) -> go.Figure:
+    """Run B's confusion matrix less run A's: each cell's change in images, coloured by whether it is
+    better (more right answers on the diagonal, fewer mistakes off it) or worse."""
+    change = np.asarray(change)
+    diagonal = np.eye(len(DIGITS), dtype=bool)
+    better = np.where(diagonal, change, -change).astype(float)
+    bound = float(np.abs(better).max()) or 1.0
+    verdict = np.where(better > 0, "better", np.where(better < 0, "worse", "no change"))
+    figure = go.Figure(
+        go.Heatmap(
+            z=better,
+            x=DIGITS,
+            y=DIGITS,
+            colorscale=_BETTER_OR_WORSE,
+            zmin=-bound,
+            zmax=bound,
+            text=np.where(change == 0, "", np.char.add(np.where(change > 0, "+", ""), change.astype(str))),
+            texttemplate="%{text}",
+            customdata=np.stack([change, verdict], axis=-1),
+            hovertemplate="true %{y}, predicted %{x}<br>%{customdata[0]} images: %{customdata[1]}<extra></extra>",
+            showscale=False,
+            xgap=1,
+            ygap=1,
+        )
+    )
+    figure.update_xaxes(
+        title_text="predicted digit", dtick=1, side="top", range=[-0.5, 9.5], showgrid=False, constrain="domain"
+    )
+    figure.update_yaxes(
+        title_text="true digit", dtick=1, range=[9.5, -0.5], showgrid=False, scaleanchor="x", constrain="domain"
+    )
+    figure.update_layout(width=size, height=size, margin=_MARGINS, plot_bgcolor="white", dragmode=False)
+    return figure
+
+
 def probability_bars(probabilities: np.ndarray, *, true_label: int | None = None) -> go.Figure:
     """The ten class probabilities, the predicted digit highlighted (and the true one outlined)."""
     predicted = int(np.argmax(probabilities))

@@ -79,6 +79,51 @@ class Evaluation:
         return chosen[np.argsort(-self.confidence[chosen], kind="stable")]
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """What run B changed against run A on the same n test images.
+
+    fixed: indices A got wrong and B right; broken: A right and B wrong; both_wrong: wrong in both
+    (int64, ascending). confusion_change: int64 (10, 10), B's confusion matrix less A's.
+    """
+
+    first: Evaluation
+    second: Evaluation
+    fixed: np.ndarray
+    broken: np.ndarray
+    both_wrong: np.ndarray
+    confusion_change: np.ndarray
+
+    def changed(self, kind: str, true_digit: int | None = None, wrong_answer: int | None = None) -> np.ndarray:
+        """The images B ``"fixed"`` or ``"broke"``, optionally of one true digit and one wrong answer
+        (A's for a fixed image, B's for a broken one), most confident wrong answer first."""
+        if kind not in ("fixed", "broke"):
+            raise ValueError(f"kind must be 'fixed' or 'broke'; got {kind!r}.")
+        chosen, wrong = (self.fixed, self.first) if kind == "fixed" else (self.broken, self.second)
+        if true_digit is not None:
+            chosen = chosen[wrong.labels[chosen] == true_digit]
+        if wrong_answer is not None:
+            chosen = chosen[wrong.predictions[chosen] == wrong_answer]
+        return chosen[np.argsort(-wrong.confidence[chosen], kind="stable")]
+
+
+def compare(first: Evaluation, second: Evaluation) -> Comparison:
+    """What ``second`` (run B) fixed and broke against ``first`` (run A). Both must be evaluations of
+    the same images: raises ValueError for evaluations of different labels."""
+    if first.labels.shape != second.labels.shape or not np.array_equal(first.labels, second.labels):
+        raise ValueError("the two evaluations are not of the same test images; compare runs on one test set.")
+    right_first = first.predictions == first.labels
+    right_second = second.predictions == second.labels
+    return Comparison(
+        first=first,
+        second=second,
+        fixed=np.flatnonzero(~right_first & right_second),
+        broken=np.flatnonzero(right_first & ~right_second),
+        both_wrong=np.flatnonzero(~right_first & ~right_second),
+        confusion_change=second.confusion.astype(np.int64) - first.confusion.astype(np.int64),
+    )
+
+
 def predict_probabilities(model: keras.Model, images: np.ndarray) -> np.ndarray:
     """Class probabilities for uint8 (n, 28, 28) images (or float in [0, 1]): float32 (n, 10)."""
     scaled = as_model_input(images)

@@ -471,3 +471,17 @@ def test_an_activation_caption_names_the_layer_its_shape_and_how_much_of_it_is_a
     assert "4 units, from 0 to 2; 50% of them above zero" in formats.activation_caption(units, last=False)
     outputs = records.LayerActivation("probabilities", "Dense", "units", np.eye(10, dtype=np.float32)[2])
     assert "the ten outputs" in formats.activation_caption(outputs, last=True)
+
+
+def test_a_confusion_change_is_green_where_the_second_run_is_better_and_red_where_worse():
+    change = np.zeros((10, 10), dtype=np.int64)
+    change[4, 4], change[4, 9] = 3, -3  # three more 4s right, three fewer read as 9: better twice
+    change[7, 7], change[7, 1] = -2, 2  # two 7s now read as 1: worse twice
+    figure = charts.confusion_change(change)
+    heatmap = figure.data[0]
+    z = np.asarray(heatmap.z)
+    assert z[4, 4] > 0 and z[4, 9] > 0 and z[7, 7] < 0 and z[7, 1] < 0 and z[0, 0] == 0
+    assert heatmap.zmin == -heatmap.zmax == -3
+    text = np.asarray(heatmap.text)
+    assert text[4, 4] == "+3" and text[4, 9] == "-3" and text[7, 1] == "+2" and text[0, 0] == ""
+    assert np.asarray(heatmap.customdata)[7, 1].tolist() == ["2", "worse"]

@@ -24,7 +24,7 @@ import mnist_model
 import mnist_model.engine
 from dashboard import formats, state
 from mnist_model import activations, attribution, calibration, images
-from mnist_model.evaluation import evaluate
+from mnist_model.evaluation import compare, evaluate
 from mnist_model.predict import Predictor
 from mnist_model.training import TrainedRun, train
 
@@ -34,7 +34,7 @@ APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 # Settings no other test module trains, so the process-wide job for them is this module's alone.
 SETTINGS = mnist_model.TrainingSettings(epochs=3, seed=11)
 OTHER_SETTINGS = mnist_model.TrainingSettings(epochs=1, seed=11)
-PAGES = ["overview", "training", "evaluation", "model", "predict"]
+PAGES = ["overview", "training", "evaluation", "compare", "model", "predict"]
 
 
 @pytest.fixture(scope="module")
@@ -222,6 +222,26 @@ def test_evaluation_explains_its_most_confident_mistake_for_both_digits(app: App
         f"For {predicted}, its answer ({explained[0].probability:.0%})",
         f"For {true}, the truth ({explained[1].probability:.0%})",
     ] in chart_titles(app)
+
+
+def test_compare_counts_what_one_run_fixed_and_broke_against_the_other_as_mnist_model_does(
+    app: AppTest, trained
+) -> None:
+    data = mnist_model.load_mnist()
+    other = train(OTHER_SETTINGS)
+    reference = compare(
+        evaluate(trained.model, data.test_images, data.test_labels),
+        evaluate(other.model, data.test_images, data.test_labels),
+    )
+    open_page(app, "compare")
+    assert app.selectbox(key="_widget_compare_a").value == trained.key  # the model in use
+    app.selectbox(key="_widget_compare_b").select(other.key).run()
+    assert metric(app, "Fixed by B") == f"{len(reference.fixed):,}"
+    assert metric(app, "Broken by B") == f"{len(reference.broken):,}"
+    assert any(caption.value.startswith(f"{len(reference.fixed):,} images") for caption in app.caption)
+    app.segmented_control(key="_widget_compare_kind").set_value("broke").run()
+    assert any(caption.value.startswith(f"{len(reference.broken):,} images") for caption in app.caption)
+    assert not app.exception
 
 
 def test_an_answer_below_the_threshold_is_marked_unsure_and_a_sure_one_is_not(app: AppTest, trained) -> None:

@@ -3,7 +3,7 @@ import pytest
 from tensorflow import keras
 
 from mnist_model import calibration
-from mnist_model.evaluation import evaluate
+from mnist_model.evaluation import compare, evaluate
 
 
 class FixedModel:
@@ -86,3 +86,50 @@ def test_reliability_before_and_after_calibration():
     same, again = result.reliability(1.0)
     np.testing.assert_array_equal(same.counts, again.counts)
     assert same.error == pytest.approx(after.error)
+
+
+def evaluation_of(predicted: list[int], labels: list[int], confidences: list[float] | None = None):
+    probabilities = one_hot_probabilities(predicted)
+    if confidences is not None:
+        probabilities[np.arange(len(predicted)), predicted] = confidences
+    return evaluate(FixedModel(probabilities), np.zeros((len(labels), 28, 28), np.uint8), np.array(labels))
+
+
+def test_comparing_two_runs_finds_what_the_second_fixed_and_broke_as_a_loop_over_the_images_does():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 300).tolist()
+    first_answers = [label if rng.random() < 0.8 else int(rng.integers(0, 10)) for label in labels]
+    second_answers = [label if rng.random() < 0.85 else int(rng.integers(0, 10)) for label in labels]
+    first, second = evaluation_of(first_answers, labels), evaluation_of(second_answers, labels)
+    comparison = compare(first, second)
+    triples = list(enumerate(zip(first_answers, second_answers, labels, strict=True)))
+    fixed = [i for i, (a, b, y) in triples if a != y and b == y]
+    broken = [i for i, (a, b, y) in triples if a == y and b != y]
+    both = [i for i, (a, b, y) in triples if a != y and b != y]
+    assert comparison.fixed.tolist() == fixed and comparison.broken.tolist() == broken
+    assert comparison.both_wrong.tolist() == both and fixed and broken
+    change = np.zeros((10, 10), np.int64)
+    for a, b, y in zip(first_answers, second_answers, labels, strict=True):
+        change[y, b] += 1
+        change[y, a] -= 1
+    np.testing.assert_array_equal(comparison.confusion_change, change)
+    # The diagonal's change is the net gain in right answers per digit.
+    assert int(np.trace(comparison.confusion_change)) == len(fixed) - len(broken)
+
+
+def test_changed_images_filter_by_true_digit_and_wrong_answer_most_confident_first():
+    labels = [4, 4, 4, 7, 4]
+    first = evaluation_of([9, 9, 4, 1, 9], labels, confidences=[0.6, 0.9, 0.9, 0.8, 0.7])
+    second = evaluation_of([4, 4, 9, 7, 9], labels)
+    comparison = compare(first, second)
+    assert comparison.changed("fixed").tolist() == [1, 3, 0]
+    assert comparison.changed("fixed", true_digit=4, wrong_answer=9).tolist() == [1, 0]
+    assert comparison.changed("broke", wrong_answer=9).tolist() == [2]
+    assert comparison.changed("fixed", true_digit=7, wrong_answer=9).tolist() == []
+    with pytest.raises(ValueError, match="fixed"):
+        comparison.changed("improved")
+
+
+def test_runs_evaluated_on_different_images_are_not_compared():
+    with pytest.raises(ValueError, match="same test images"):
+        compare(evaluation_of([1, 2], [1, 2]), evaluation_of([1, 2, 3], [1, 2, 3]))
