@@ -133,7 +133,7 @@ def test_the_web_server_stays_light_and_keeps_answering_after_a_minute(
         later = open_every_page(browser, dashboard.url)
         assert not watch(later, 5)
         expect(later[0].get_by_text("Test accuracy", exact=True)).to_be_visible(timeout=30_000)
-        expect(later[4].get_by_text("Predicted digit", exact=True)).to_be_visible(timeout=30_000)
+        expect(later[PAGES.index("predict")].get_by_text("Predicted digit", exact=True)).to_be_visible(timeout=30_000)
         assert dashboard.tracebacks() == 0, dashboard.log_text()[-2000:]
 
 
