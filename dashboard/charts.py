@@ -334,7 +334,9 @@ def integrated_maps(image: np.ndarray, attributions: Sequence[records.Attributio
     return _maps_over(image, panels, bound=bound)
 
 
-def _maps_over(image: np.ndarray, panels: list[tuple[str, np.ndarray, bool, str]], bound: float | None = None):
+def _maps_over(
+    image: np.ndarray, panels: list[tuple[str, np.ndarray, bool, str]], bound: float | None = None
+) -> go.Figure:
     """Panels of (title, (28, 28) values, signed, what a value means), each drawn over the faint input:
     signed values red for and blue against, see-through near zero; others orange, from clear at 0."""
     figure = make_subplots(rows=1, cols=len(panels), subplot_titles=[title for title, *_ in panels])
