@@ -262,3 +262,22 @@ def _training_status() -> None:
             st.progress(0.0, text=f"Number {status.position} in the queue")
         else:
             st.progress(status.progress.fraction if status.progress else 0.0, text=describe_progress(status))
+
+
+# The galleries of test images (Evaluation's mistakes, Compare's changes): the digit filters and the grid.
+ANY_DIGIT = "any"
+DIGIT_CHOICES = [ANY_DIGIT, *range(10)]
+GALLERY_SIZE = 40
+
+
+def digit_filter(column, label: str, key: str) -> int | None:
+    """A choice of one digit or any (None), remembered across pages under ``key``."""
+    value = column.selectbox(label, DIGIT_CHOICES, **state.remembered(key, ANY_DIGIT))
+    return None if value == ANY_DIGIT else value
+
+
+def gallery(images, chosen, caption, order: str) -> None:
+    """The first ``GALLERY_SIZE`` of the test images ``chosen`` (indices), each with ``caption(index)``."""
+    shown = chosen[:GALLERY_SIZE]
+    st.caption(f"{len(chosen):,} images, {order} first; showing up to {GALLERY_SIZE}.")
+    st.image([charts.pixelated(images[index], 3) for index in shown], caption=[caption(i) for i in shown], width=84)

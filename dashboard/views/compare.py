@@ -5,15 +5,6 @@ import streamlit as st
 from dashboard import charts, formats, state, ui
 from mnist_model.evaluation import compare
 
-GALLERY_SIZE = 40
-ANY = "any"
-DIGIT_CHOICES = [ANY, *range(10)]
-
-
-def chosen_digit(value):
-    return None if value == ANY else value
-
-
 st.title("Compare runs")
 ui.require_data()
 runs = state.runs()
@@ -84,25 +75,18 @@ kind = st.segmented_control(
     **state.remembered("compare_kind", "fixed"),
 )
 left, right = st.columns(2)
-true_digit = left.selectbox("True digit", DIGIT_CHOICES, **state.remembered("compare_true", ANY))
-wrong_answer = right.selectbox(
-    "Wrong answer (A's for a fixed image, B's for a broken one)",
-    DIGIT_CHOICES,
-    **state.remembered("compare_wrong", ANY),
-)
-chosen = comparison.changed(kind or "fixed", chosen_digit(true_digit), chosen_digit(wrong_answer))
+true_digit = ui.digit_filter(left, "True digit", "compare_true")
+wrong_answer = ui.digit_filter(right, "Wrong answer (A's for a fixed image, B's for a broken one)", "compare_wrong")
+chosen = comparison.changed(kind or "fixed", true_digit, wrong_answer)
 if len(chosen) == 0:
     st.success("No test image of this kind.")
     st.stop()
-test_images, _ = state.test_set()
-shown = chosen[:GALLERY_SIZE]
-st.caption(f"{len(chosen):,} images, the most confident wrong answer first; showing up to {GALLERY_SIZE}.")
-st.image(
-    [charts.pixelated(test_images[index], 3) for index in shown],
-    caption=[
+ui.gallery(
+    state.test_set()[0],
+    chosen,
+    lambda index: (
         f"#{index} ({first_result.labels[index]}): A {first_result.predictions[index]}, "
         f"B {second_result.predictions[index]}"
-        for index in shown
-    ],
-    width=84,
+    ),
+    "the most confident wrong answer",
 )

@@ -5,10 +5,6 @@ import streamlit as st
 from dashboard import charts, formats, state, ui
 from mnist_model import calibration
 
-GALLERY_SIZE = 40
-ANY = "any"
-DIGIT_CHOICES = [ANY, *range(10)]
-
 
 def choose_cell() -> None:
     """Copy a clicked confusion-matrix cell into the gallery's choice of true and predicted digit."""
@@ -83,28 +79,22 @@ with figures:
 
 st.subheader("Misclassified test images")
 left, right = st.columns(2)
-true_digit = left.selectbox("True digit", DIGIT_CHOICES, **state.remembered("gallery_true", ANY))
-predicted_digit = right.selectbox("Predicted as", DIGIT_CHOICES, **state.remembered("gallery_predicted", ANY))
-if true_digit != ANY and true_digit == predicted_digit:
+true_digit = ui.digit_filter(left, "True digit", "gallery_true")
+predicted_digit = ui.digit_filter(right, "Predicted as", "gallery_predicted")
+if true_digit is not None and true_digit == predicted_digit:
     st.info("That cell is a correct prediction; pick two different digits to see mistakes.")
     st.stop()
-chosen = result.mistakes(
-    true_digit=None if true_digit == ANY else true_digit,
-    predicted_digit=None if predicted_digit == ANY else predicted_digit,
-)
+chosen = result.mistakes(true_digit=true_digit, predicted_digit=predicted_digit)
 if len(chosen) == 0:
     st.success("The model makes no mistakes of this kind on the test set.")
     st.stop()
-st.caption(f"{len(chosen):,} images, most confident mistakes first; showing up to {GALLERY_SIZE}.")
-shown = chosen[:GALLERY_SIZE]
-st.image(
-    [charts.pixelated(test_images[index], 3) for index in shown],
-    caption=[
-        f"#{index}: {result.labels[index]} → {result.predictions[index]} ({result.confidence[index]:.0%})"
-        for index in shown
-    ],
-    width=84,
+ui.gallery(
+    test_images,
+    chosen,
+    lambda index: f"#{index}: {result.labels[index]} → {result.predictions[index]} ({result.confidence[index]:.0%})",
+    "most confident mistakes",
 )
+shown = chosen[: ui.GALLERY_SIZE]
 
 st.subheader("Why this mistake")
 index = st.selectbox(
