@@ -30,7 +30,8 @@ benchmark: $(INSTALLED)
 	$(PYTHON) -m benchmarks.bench_attribution
 	$(PYTHON) -m benchmarks.bench_dashboard
 
-# The reliability suite: hostile files, load, faults (about 30 minutes; --quick is CI's share).
+# The reliability suite (tests marked reliability): hostile files, load, faults, in full mode (about 30
+# minutes; --quick, which plain pytest runs, is CI's share).
 reliability: $(INSTALLED) system-packages
 	$(PYTHON) -m reliability
 

@@ -1,7 +1,6 @@
-"""The reliability and security suite: hostile input, load, faults, each checked and measured.
+"""What the reliability suite (``tests/reliability/``) is built from: the hostile-input corpus, dashboard
+servers and their readings, Chromium, a training process to kill, and the figures it gathers.
 
-``python -m reliability`` runs every section against the real package, the real command line and the
-dashboard served by ``streamlit run`` and driven in headless Chromium, then prints what it tried and
-the figures it measured. ``--quick`` is the share CI runs (``tests/test_reliability.py``);
-``--soak`` adds the long soak. Nothing here is imported by ``mnist_model`` or ``dashboard``.
+The suite itself is ordinary pytest; ``python -m reliability`` runs it in a mode and prints its
+figures (see :mod:`reliability.suite`). Nothing here is imported by ``mnist_model`` or ``dashboard``.
 """

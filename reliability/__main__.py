@@ -1,4 +1,4 @@
-"""Entry point: ``python -m reliability [--quick | --soak] [--section NAME ...]``."""
+"""Entry point: ``python -m reliability [--quick | --soak] [--report FILE] [PYTEST OPTIONS ...]``."""
 
 from reliability.suite import main
 

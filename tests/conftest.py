@@ -13,6 +13,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from mnist_model.data import DataError, MnistData, from_arrays, load_mnist  # noqa: E402
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    from reliability.suite import MODES
+
+    group = parser.getgroup("reliability", "the reliability suite (tests/reliability)")
+    group.addoption(
+        "--reliability-mode",
+        choices=sorted(MODES),
+        default="quick",
+        help="how much the reliability suite does: quick (CI's share, the default), full, or soak",
+    )
+    group.addoption("--reliability-report", type=Path, help="also write the suite's figures as JSON to this file")
+
+
 def make_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Generated stand-ins for digits: class k is a bright bar whose position and angle depend on k.
 
@@ -60,10 +73,10 @@ def artifacts_dir(tmp_path: Path, monkeypatch) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser():
-    """Debian's headless Chromium, driven by Playwright (see reliability.browser). Missing: skipped
-    locally, an error in CI."""
+    """Debian's headless Chromium, driven by Playwright (see reliability.browser), one for the run; each
+    test opens its own pages or contexts. Missing: skipped locally, an error in CI."""
     from reliability.browser import chromium, chromium_executable
 
     try:

@@ -109,7 +109,7 @@ def test_missing_data_is_a_clear_error_not_a_traceback(tmp_path):
 
 
 def test_runs_never_prints_a_planted_manifests_terminal_escapes(tmp_path):
-    from reliability.hostile import plant_escaping_manifest
+    from reliability.tampering import plant_escaping_manifest
 
     plant_escaping_manifest(tmp_path)
     completed = run_cli("runs", env={"MNIST_ARTIFACTS": str(tmp_path)})

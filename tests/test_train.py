@@ -1,8 +1,11 @@
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import threading
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -76,37 +79,98 @@ def test_different_settings_or_data_get_different_entries(small_data, artifacts_
     assert artifacts.run_key(QUICK, "aaaa") != artifacts.run_key(QUICK, "bbbb")
 
 
-@pytest.mark.parametrize(
-    ("damage", "why"),
-    [
-        (lambda entry: _flip_byte(entry / "model.keras"), "checksum"),
-        (lambda entry: (entry / "manifest.json").write_text('{"settings": {"epo'), "manifest"),
-        (lambda entry: (entry / "manifest.json").unlink(), "partial"),
-        (lambda entry: _set_checksum(entry, "0" * 64), "checksum"),
-        (lambda entry: (entry / "model.keras").write_bytes(b""), "empty model"),
-    ],
-)
-def test_damaged_entry_is_detected_and_retrained(small_data, artifacts_dir, count_fits, damage, why):
-    first = train(QUICK, data=small_data)
-    damage(first.path)
-    second = train(QUICK, data=small_data)
-    assert len(count_fits) == 2, why
-    assert not second.from_cache
-    assert any("retrained" in note for note in second.notes)
-    third = train(QUICK, data=small_data)
-    assert third.from_cache and len(count_fits) == 2
-
-
 def _flip_byte(path: Path) -> None:
     content = bytearray(path.read_bytes())
     content[len(content) // 2] ^= 0xFF
     path.write_bytes(bytes(content))
 
 
-def _set_checksum(entry: Path, value: str) -> None:
-    manifest = json.loads((entry / "manifest.json").read_text())
-    manifest["model_sha256"] = value
-    (entry / "manifest.json").write_text(json.dumps(manifest))
+def _edit_manifest(entry: Path, change) -> None:
+    manifest = json.loads((entry / artifacts.MANIFEST_FILE).read_text())
+    change(manifest)
+    (entry / artifacts.MANIFEST_FILE).write_text(json.dumps(manifest))
+
+
+def _reseal(entry: Path) -> None:
+    """Make the manifest's checksum match the (tampered) model file, as someone with write access could."""
+    _edit_manifest(entry, lambda manifest: manifest.update(model_sha256=artifacts.sha256_of(entry / "model.keras")))
+
+
+def _rewrite_archive(entry: Path, change) -> None:
+    """Rewrite the entry's .keras archive: ``change(members)`` edits the dict name -> bytes; then reseal."""
+    model_file = entry / "model.keras"
+    with zipfile.ZipFile(model_file) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    change(members)
+    with zipfile.ZipFile(model_file, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    _reseal(entry)
+
+
+def _truncate(path: Path, fraction: float) -> None:
+    content = path.read_bytes()
+    path.write_bytes(content[: int(len(content) * fraction)])
+
+
+def _truncate_resealed(entry: Path) -> None:
+    _truncate(entry / "model.keras", 1 / 3)
+    _reseal(entry)
+
+
+def _garbage_weights(members: dict) -> None:
+    members["model.weights.h5"] = b"\x89HDF\r\n\x1a\n" + bytes(4096)
+
+
+# Damage a cache entry can take, from a disk, a crash or a hand: each must be detected, reported and rebuilt.
+DAMAGE = {
+    "a model file with a flipped byte": lambda entry: _flip_byte(entry / "model.keras"),
+    "an empty model file": lambda entry: (entry / "model.keras").write_bytes(b""),
+    "the model file missing": lambda entry: (entry / "model.keras").unlink(),
+    "the manifest missing": lambda entry: (entry / "manifest.json").unlink(),
+    "a truncated manifest": lambda entry: _truncate(entry / "manifest.json", 0.5),
+    "a manifest whose checksum does not match": lambda entry: _edit_manifest(
+        entry, lambda manifest: manifest.update(model_sha256="0" * 64)
+    ),
+    "a manifest that is not a JSON object": lambda entry: (entry / "manifest.json").write_text("[1, 2, 3]"),
+    "a manifest with a missing field": lambda entry: (entry / "manifest.json").write_text('{"key": "x"}'),
+    "a truncated model file with a matching checksum": _truncate_resealed,
+    "garbage weights with a matching checksum": lambda entry: _rewrite_archive(entry, _garbage_weights),
+}
+# An entry without a manifest is one whose saving was cut short: it is rebuilt with a note, but not
+# logged as damage, since a save still under way looks the same to a reader.
+NOT_LOGGED = {"the manifest missing"}
+
+
+@pytest.fixture(scope="module")
+def pristine(small_data, tmp_path_factory) -> Path:
+    """An artifacts folder holding one QUICK run on the small data, to copy and damage."""
+    root = tmp_path_factory.mktemp("pristine")
+    train(QUICK, data=small_data, artifacts_dir=root)
+    return root
+
+
+def _copy_of(pristine: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the pristine folder, and its one entry."""
+    root = tmp_path / "artifacts"
+    shutil.copytree(pristine, root)
+    (entry,) = artifacts.runs_dir(root).iterdir()
+    return root, entry
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_a_damaged_entry_is_detected_reported_and_rebuilt(damage, small_data, pristine, tmp_path, count_fits, caplog):
+    root, entry = _copy_of(pristine, tmp_path)
+    DAMAGE[damage](entry)
+    with caplog.at_level("WARNING", logger="mnist_model"):
+        second = train(QUICK, data=small_data, artifacts_dir=root)
+    assert len(count_fits) == 1 and not second.from_cache
+    assert any("retrained" in note for note in second.notes), second.notes
+    logged = any(entry.name in message and "unusable" in message for message in caplog.messages)
+    assert logged or damage in NOT_LOGGED, caplog.messages
+    third = train(QUICK, data=small_data, artifacts_dir=root)
+    assert third.from_cache and len(count_fits) == 1
 
 
 def test_stopping_raises_and_caches_nothing(small_data, artifacts_dir):
@@ -190,63 +254,125 @@ def test_concurrent_requests_in_one_process_train_once(small_data, artifacts_dir
     assert sorted(run.from_cache for run in runs) == [False, True, True]
 
 
-def test_planted_model_that_would_run_code_is_refused(tmp_path):
+PAYLOAD = """
+from pathlib import Path
+Path({marker!r}).write_text("the planted code ran")
+class Payload:
+    pass
+"""
+
+
+def _plant_config(change):
+    """A plant that edits the model's config.json (``change(config)``) and reseals the entry."""
+
+    def plant(entry: Path, marker: Path) -> None:
+        def rewrite(members: dict) -> None:
+            config = json.loads(members["config.json"])
+            change(config, marker)
+            members["config.json"] = json.dumps(config).encode()
+
+        _rewrite_archive(entry, rewrite)
+
+    return plant
+
+
+def _lambda_model(entry: Path, marker: Path) -> None:
     from tensorflow import keras
 
-    marker = tmp_path / "ran"
+    def payload(tensor, marker=str(marker)):
+        __import__("pathlib").Path(marker).write_text("the planted lambda ran")
+        return tensor
 
-    def payload(x, marker=str(marker)):
-        __import__("pathlib").Path(marker).write_text("ran")
-        return x
-
-    model = keras.Sequential([keras.Input((28, 28)), keras.layers.Lambda(payload)])
-    marker.unlink(missing_ok=True)
-    path = tmp_path / "planted.keras"
-    model.save(path)
-    marker.unlink(missing_ok=True)
-    with pytest.raises(artifacts.UnsafeModelError, match="Lambda layer"):
-        artifacts.load_model_file(path)
-    assert not marker.exists()
+    model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Lambda(payload)])
+    model.add(keras.layers.Dense(10, activation="softmax"))
+    model.save(entry / "model.keras")
+    _reseal(entry)
 
 
-def _name_module(config: dict, module: str) -> None:
-    config["config"]["layers"][1]["module"] = module
+def _layer_module(module: str, class_name: str):
+    def change(config: dict, marker: Path) -> None:
+        layer = config["config"]["layers"][-1]
+        layer["module"], layer["class_name"] = module, class_name
+        if module.startswith("keras.src"):
+            layer["config"] = {"name": "lambda", "function": {"class_name": "__lambda__", "config": {}}}
+
+    return _plant_config(change)
 
 
-def _lambda_activation(config: dict) -> None:
-    # A serialised Python function: Keras writes no module for it.
+def _registered(config: dict, marker: Path) -> None:
+    config["config"]["layers"][-1]["registered_name"] = "planted_payload>Payload"
+
+
+def _builtin_activation(config: dict, marker: Path) -> None:
     config["config"]["layers"][-1]["config"]["activation"] = {
-        "class_name": "__lambda__",
-        "config": {"code": "print('ran')", "defaults": None, "closure": None},
+        "module": "builtins",
+        "class_name": "function",
+        "config": "exec",
+        "registered_name": "exec",
     }
 
 
-@pytest.mark.parametrize(
-    ("plant", "match"),
-    [
-        (lambda config: _name_module(config, "os"), "module 'os'"),
-        (lambda config: _name_module(config, "keras.src.layers.core.lambda_layer"), "module 'keras.src"),
-        (_lambda_activation, "'__lambda__' object that names no module"),
-    ],
-    ids=["another module", "a private Keras module", "a module-less lambda"],
-)
-def test_model_config_naming_code_outside_the_allowed_modules_is_refused(
-    tmp_path, small_data, artifacts_dir, plant, match
-):
-    import zipfile
+def _module_less_activation(config: dict, marker: Path) -> None:
+    # A serialised Python function: Keras writes no module for it.
+    config["config"]["layers"][-1]["config"]["activation"] = {
+        "class_name": "__lambda__",
+        "config": {"code": f"open({str(marker)!r}, 'w').write('ran')", "defaults": None, "closure": None},
+    }
 
-    run = train(QUICK, data=small_data)
-    planted = tmp_path / "planted.keras"
-    with zipfile.ZipFile(run.model_file) as source, zipfile.ZipFile(planted, "w") as target:
-        for item in source.infolist():
-            content = source.read(item)
-            if item.filename == "config.json":
-                config = json.loads(content)
-                plant(config)
-                content = json.dumps(config).encode()
-            target.writestr(item, content)
-    with pytest.raises(artifacts.UnsafeModelError, match=match):
-        artifacts.load_model_file(planted)
+
+def _pickle(entry: Path, marker: Path) -> None:
+    (entry / "model.keras").write_bytes(b"\x80\x04\x95" + b"cos\nsystem\n" + bytes(64))
+    _reseal(entry)
+
+
+# Model files that would run code when Keras loads them, each with what the refusal names. Every one
+# is resealed, so the checksum matches: only the allow-list check stands between it and Keras.
+PLANTS = {
+    "a Keras Lambda layer holding Python code": (_lambda_model, "Lambda layer"),
+    "a layer naming an arbitrary module": (_layer_module("planted_payload", "Payload"), "module 'planted_payload'"),
+    "a layer naming a module that only starts with 'keras'": (
+        _layer_module("keras_payload", "Payload"),
+        "module 'keras_payload'",
+    ),
+    "a layer naming the os module": (_layer_module("os", "system"), "module 'os'"),
+    "a Lambda layer named through Keras' private module path": (
+        _layer_module("keras.src.layers.core.lambda_layer", "Lambda"),
+        "module 'keras.src",
+    ),
+    "a custom registered object": (_plant_config(_registered), ""),
+    "an activation that names a built-in function": (_plant_config(_builtin_activation), ""),
+    "an activation serialised as a Python function, naming no module": (
+        _plant_config(_module_less_activation),
+        "'__lambda__' object that names no module",
+    ),
+    "a pickle instead of a Keras archive": (_pickle, ""),
+}
+
+
+@pytest.fixture
+def payload_modules(tmp_path, monkeypatch) -> Path:
+    """Importable modules that would write the returned marker file if a loader imported them."""
+    marker = tmp_path / "PLANTED-CODE-RAN"
+    modules = tmp_path / "planted-modules"
+    modules.mkdir()
+    for module in ("planted_payload", "keras_payload"):
+        (modules / f"{module}.py").write_text(PAYLOAD.format(marker=str(marker)))
+    monkeypatch.syspath_prepend(str(modules))
+    return marker
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("plant", list(PLANTS))
+def test_a_planted_model_file_is_refused_before_any_code_runs(plant, pristine, tmp_path, payload_modules):
+    root, entry = _copy_of(pristine, tmp_path)
+    make, names = PLANTS[plant]
+    make(entry, payload_modules)
+    # Building the Lambda model runs its layer once: only loading counts.
+    payload_modules.unlink(missing_ok=True)
+    with pytest.raises(artifacts.UnsafeModelError, match=re.escape(names)):
+        artifacts.check_model_file(entry / "model.keras")
+    assert artifacts.load_run(root, entry.name) is None
+    assert not payload_modules.exists(), "the planted code ran"
 
 
 def _cli(*arguments: str, env: dict) -> subprocess.CompletedProcess:
