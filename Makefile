@@ -28,6 +28,7 @@ benchmark: $(INSTALLED)
 	$(PYTHON) -m benchmarks.bench_training
 	$(PYTHON) -m benchmarks.bench_images
 	$(PYTHON) -m benchmarks.bench_attribution
+	$(PYTHON) -m benchmarks.bench_projection
 	$(PYTHON) -m benchmarks.bench_dashboard
 
 # The reliability suite (tests marked reliability): hostile files, load, faults, in full mode (about 30

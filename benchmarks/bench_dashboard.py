@@ -10,6 +10,12 @@ first-page  a fresh server on a pre-filled artifacts folder, each repetition: se
 switch      on a warmed server: a page switch from the sidebar, until the new page's last section shows.
 index       on a warmed server: a new test index typed, until its image and prediction show.
 upload      on a warmed server: an image file uploaded, until its predicted digit shows.
+my-digits   on a warmed server with 50 images saved to my digits: a switch to the My digits page, after its
+            first computation, until its last section shows (every cached run scored, the gallery drawn).
+map         on a warmed server, the run's maps of the test set removed from the store first: the first
+            PCA and t-SNE maps (computed by the engine, seconds until drawn, and the engine's own
+            compute time), then a switch from the Overview to the Map page and a switch between the
+            two cached maps, each until the map of 10,000 points has drawn.
 memory      the web process's resident memory, steady, after every page and a prediction, and
             whether any ``libtensorflow*.so`` is mapped into it.
 starts      fresh servers; every page opened within 5 s of the health check answering and watched
@@ -52,7 +58,7 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from mnist_model import artifacts
+from mnist_model import artifacts, mydigits
 from mnist_model.data import load_mnist
 from mnist_model.settings import TrainingSettings
 from reliability.browser import chromium
@@ -61,8 +67,10 @@ from reliability.processes import Dashboard, resident_mb
 PROJECT = Path(__file__).resolve().parent.parent
 RESULTS = PROJECT / "benchmarks" / "results" / "dashboard.json"
 LOGS = PROJECT / "benchmarks" / "results" / "dashboard-logs"
-SECTIONS = ("first-page", "switch", "index", "upload", "memory", "starts", "training-8", "queue")
-WARMED = ("switch", "index", "upload", "memory")
+SECTIONS = ("first-page", "switch", "index", "upload", "my-digits", "map", "memory", "starts", "training-8", "queue")
+WARMED = ("switch", "index", "upload", "my-digits", "map", "memory")
+# Images saved to my digits for the my-digits section.
+MY_DIGITS_COUNT = 50
 VIEWPORT = {"width": 1400, "height": 900}
 
 # Every page by its path and its title (the page's h1).
@@ -96,6 +104,10 @@ TARGETS = {
     "page_switch_ms": ("<=", 250),
     "new_test_index_ms": ("<=", 150),
     "upload_prediction_ms": ("<=", 200),
+    "my_digits_view_ms": ("<=", 500),
+    "map_tsne_compute_s": ("<=", 10.0),
+    "map_view_ms": ("<=", 500),
+    "map_redraw_ms": ("<=", 1000),
     "training_ratio": ("<=", 1.5),
     "web_process_mb": ("<=", 400),
     "tensorflow_libraries_mapped": ("==", 0),
@@ -454,6 +466,8 @@ def warmed_server(browser: Browser, cached: Path, selected: set[str], repeats: i
     data = load_mnist()
     figures: list[Figure] = []
     details: dict = {}
+    # The server's my digits: a folder of this run's own, which the server inherits from this environment.
+    os.environ["MNIST_MY_DIGITS"] = tempfile.mkdtemp(prefix="bench-my-digits-")
     with serve(cached, "warmed.log") as server, tempfile.TemporaryDirectory() as uploads_folder:
         page = new_page(browser)
         page.goto(server.url)
@@ -556,6 +570,22 @@ def warmed_server(browser: Browser, cached: Path, selected: set[str], repeats: i
             )
             progress(f"upload: median {1000 * statistics.median(uploads):.0f} ms")
 
+        if "my-digits" in selected:
+            views = my_digits_views(page, Path(uploads_folder), data, repeats)
+            details["my_digits_view_ms"] = [round(1000 * value, 1) for value in views]
+            figures.append(
+                Figure(
+                    "my_digits_view_ms",
+                    f"switch to My digits ({MY_DIGITS_COUNT} images, every run scored)",
+                    details["my_digits_view_ms"],
+                    "ms",
+                )
+            )
+            progress(f"my digits: median {1000 * statistics.median(views):.0f} ms")
+
+        if "map" in selected:
+            figures += map_views(page, cached, repeats, details)
+
         details["exceptions_on_page"] = exceptions(page)
         details["log_tracebacks"] = server.dashboard.tracebacks()
         if "memory" in selected:
@@ -563,6 +593,89 @@ def warmed_server(browser: Browser, cached: Path, selected: set[str], repeats: i
             details["memory"]["peak_mb_after_interactions"] = round(peak_mb(server.dashboard.pid), 1)
         page.context.close()
     return figures, details
+
+
+def my_digits_views(page: Page, folder: Path, data, repeats: int) -> list[float]:
+    """Save ``MY_DIGITS_COUNT`` test digits (photographed style) to the server's my digits, open the page once
+    (the first computation: the engine prepares the images and every run predicts them), then time
+    switches to it from the Overview until its last section shows."""
+    from PIL import Image
+
+    target = Path(os.environ["MNIST_MY_DIGITS"])
+    for index in range(MY_DIGITS_COUNT):
+        path = folder / f"my-digit-{index}.png"
+        Image.fromarray(255 - data.test_images[index]).resize((224, 224), Image.Resampling.NEAREST).save(path)
+        label = int(data.test_labels[index])
+        mydigits.add(target, path.read_bytes(), name=path.name, label=label, source="upload")
+    nav_link(page, "My digits").click()
+    wait_on_screen(page, "page", "My digits", "Download or delete", timeout=300)
+    views = []
+    for _ in range(repeats):
+        show_page(page, "Overview")
+        views.append(
+            timed(
+                lambda: nav_link(page, "My digits").click(),
+                lambda: wait_on_screen(page, "page", "My digits", "Download or delete"),
+            )
+        )
+    return views
+
+
+# The map of the test set, drawn: all 10,000 points plotted and the caption of the method shown.
+MAP_DRAWN = """([caption]) => {
+    const main = document.querySelector('[data-testid=stMain]');
+    if (!main || document.querySelector('[data-testid=stStatusWidget]')) return false;
+    const plot = main.querySelector('.js-plotly-plot');
+    if (!plot || !plot._fullData || !plot.querySelector('.main-svg')) return false;
+    const points = plot._fullData.filter((trace) => trace.visible === true && trace.customdata)
+        .reduce((count, trace) => count + trace._length, 0);
+    const captions = [...main.querySelectorAll('[data-testid=stCaptionContainer]')];
+    return points === 10000 && captions.some((item) => item.innerText.includes(caption));
+}"""
+MAP_CAPTIONS = {"PCA": "PCA's two axes", "t-SNE": "t-SNE puts images"}
+
+
+def map_views(page: Page, cached: Path, repeats: int, details: dict) -> list[Figure]:
+    """The Map page on a store without maps: the first PCA and t-SNE maps, then switches to the page and
+    between the two maps, each until the map has drawn. Records its samples in ``details``."""
+    for kept in artifacts.runs_dir(cached).glob("*/projection-*"):
+        kept.unlink()
+
+    def drawn(method: str, timeout: float = 30) -> None:
+        page.wait_for_function(MAP_DRAWN, arg=[MAP_CAPTIONS[method]], polling="raf", timeout=timeout * 1000)
+
+    def choose(method: str) -> float:
+        return timed(lambda: page.get_by_text(method, exact=True).click(), lambda: drawn(method, 300))
+
+    first_pca = timed(lambda: nav_link(page, "Map").click(), lambda: drawn("PCA", 300))
+    first_tsne = choose("t-SNE")
+    computed = {
+        path.stem.removeprefix("projection-"): json.loads(path.read_text())["seconds"]
+        for path in artifacts.runs_dir(cached).glob("*/projection-*.json")
+    }
+    views, redraws = [], []
+    for _ in range(repeats):
+        show_page(page, "Overview")
+        views.append(timed(lambda: nav_link(page, "Map").click(), lambda: drawn("t-SNE")))
+        redraws += [choose("PCA"), choose("t-SNE")]
+    details["map"] = {
+        "first_pca_s": round(first_pca, 2),
+        "first_tsne_s": round(first_tsne, 2),
+        "engine_compute_s": {method: round(seconds, 2) for method, seconds in computed.items()},
+        "view_ms": [round(1000 * value, 1) for value in views],
+        "redraw_ms": [round(1000 * value, 1) for value in redraws],
+    }
+    progress(
+        f"map: first PCA {first_pca:.1f} s, first t-SNE {first_tsne:.1f} s (engine: {computed}), view median "
+        f"{1000 * statistics.median(views):.0f} ms, redraw median {1000 * statistics.median(redraws):.0f} ms"
+    )
+    return [
+        Figure("map_first_pca_s", "first PCA map of the test set, until drawn", [round(first_pca, 2)], "s"),
+        Figure("map_first_tsne_s", "first t-SNE map of the test set, until drawn", [round(first_tsne, 2)], "s"),
+        Figure("map_tsne_compute_s", "t-SNE map computed in the engine", [round(computed.get("tsne", -1), 2)], "s"),
+        Figure("map_view_ms", "switch to the Map page (cached t-SNE map), drawn", details["map"]["view_ms"], "ms"),
+        Figure("map_redraw_ms", "switch between the cached PCA and t-SNE maps", details["map"]["redraw_ms"], "ms"),
+    ]
 
 
 # 5. Fresh starts with every page opened at once

@@ -22,11 +22,13 @@ page = st.navigation(
             st.Page(PAGES / "overview.py", title="Overview", icon=":material/dashboard:", default=True),
             st.Page(PAGES / "training.py", title="Training", icon=":material/model_training:"),
             st.Page(PAGES / "evaluation.py", title="Evaluation", icon=":material/grid_on:"),
+            st.Page(PAGES / "map.py", title="Map", icon=":material/scatter_plot:"),
             st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare:"),
             st.Page(PAGES / "model.py", title="Model", icon=":material/account_tree:"),
         ],
         "Try it": [
             st.Page(PAGES / "predict.py", title="Predict", icon=":material/draw:"),
+            st.Page(PAGES / "mydigits.py", title="My digits", icon=":material/bookmarks:"),
         ],
     }
 )

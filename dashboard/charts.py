@@ -379,6 +379,108 @@ def _colour_bound(values: np.ndarray) -> float:
     return float(np.percentile(magnitudes, 90)) if magnitudes.size else 1.0
 
 
+# One colour per digit on the map of the test set (Tableau's ten), and the outline of its mistakes.
+DIGIT_COLOURS = [
+    "#4e79a7",
+    "#f28e2b",
+    "#59a14f",
+    "#e15759",
+    "#76b7b2",
+    "#edc948",
+    "#b07aa1",
+    "#ff9da7",
+    "#9c755f",
+    "#17becf",
+]
+MISTAKE_OUTLINE = "#0f172a"
+
+
+def test_set_map(
+    projection: records.Projection,
+    labels: np.ndarray,
+    predictions: np.ndarray,
+    confidence: np.ndarray,
+    *,
+    mistakes_only: bool = False,
+    selected: int | None = None,
+) -> go.Figure:
+    """The test set's map: one WebGL point per image at its coordinates, coloured by its true digit,
+    the mistakes drawn over the rest as larger diamonds outlined in black (``mistakes_only``: those
+    alone). ``labels``, ``predictions``: int (n,); ``confidence``: float (n,), of the predicted digit.
+
+    Every point's ``customdata`` is [test index, true digit, predicted digit, confidence], which the
+    hover shows and a click returns; the legend's digits show or hide that digit's points and
+    mistakes together. ``selected``: a test index to ring.
+    """
+    coordinates = projection.coordinates
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    details = np.column_stack([np.arange(len(labels)), labels, predictions, np.round(confidence, 3)]).astype(np.float32)
+    wrong = labels != predictions
+    hover = "#%{customdata[0]}: a %{customdata[1]} read as %{customdata[2]} (%{customdata[3]:.0%})<extra></extra>"
+    figure = go.Figure()
+    for digit in DIGITS:
+        groups = [(False, (labels == digit) & ~wrong), (True, (labels == digit) & wrong)]
+        for mistaken, chosen in groups[1:] if mistakes_only else groups:
+            marker = {"color": DIGIT_COLOURS[digit], "size": 4, "opacity": 0.75}
+            if mistaken:
+                marker = {**marker, "size": 9, "opacity": 1, "symbol": "diamond"}
+                marker["line"] = {"color": MISTAKE_OUTLINE, "width": 1}
+            figure.add_trace(
+                go.Scattergl(
+                    x=coordinates[chosen, 0],
+                    y=coordinates[chosen, 1],
+                    mode="markers",
+                    name=str(digit),
+                    legendgroup=str(digit),
+                    showlegend=mistaken == mistakes_only,
+                    marker=marker,
+                    customdata=details[chosen],
+                    hovertemplate=hover,
+                )
+            )
+    # A legend entry for the mistakes' marker, which no data of its own carries.
+    figure.add_trace(
+        go.Scattergl(
+            x=[None],
+            y=[None],
+            mode="markers",
+            name=f"mistake ({int(wrong.sum()):,})",
+            marker={"color": "white", "size": 9, "symbol": "diamond", "line": {"color": MISTAKE_OUTLINE, "width": 1}},
+            hoverinfo="skip",
+        )
+    )
+    if selected is not None and 0 <= selected < len(labels):
+        figure.add_trace(
+            go.Scattergl(
+                x=coordinates[[selected], 0],
+                y=coordinates[[selected], 1],
+                mode="markers",
+                marker={"color": "rgba(0,0,0,0)", "size": 20, "line": {"color": MISTAKE_OUTLINE, "width": 2}},
+                hoverinfo="skip",
+                showlegend=False,
+            )
+        )
+    axes = {"zeroline": False, "showgrid": False}
+    if projection.explained_variance is None:
+        # t-SNE's axes have no meaning of their own: only who is near whom does.
+        axes |= {"showticklabels": False, "title_text": ""}
+        figure.update_xaxes(**axes)
+        figure.update_yaxes(**axes)
+    else:
+        first, second = projection.explained_variance[:2]
+        figure.update_xaxes(**axes, title_text=f"first principal component ({first:.1%} of the variance)")
+        figure.update_yaxes(**axes, title_text=f"second principal component ({second:.1%})")
+    figure.update_yaxes(scaleanchor="x", scaleratio=1)
+    figure.update_layout(
+        height=640,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        plot_bgcolor="white",
+        legend={"title": {"text": "true digit"}, "itemsizing": "constant"},
+        hovermode="closest",
+    )
+    return figure
+
+
 _ACTIVITY = [[0.0, "#ffffff"], [1.0, "#1e3a8a"]]
 # Feature maps are laid out 8 to a row (16 when there are more than 32), dense units 32 to a row.
 MAPS_PER_ROW = 8

@@ -10,8 +10,9 @@ import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from mnist_model import records
+from mnist_model import mydigits, records
 from mnist_model import settings as training_settings
+from mnist_model.artifacts import RunRecord
 
 # One line per training setting, for learners: what changing it does.
 LEARNING_RATE_HELP = (
@@ -207,6 +208,27 @@ def attribution_note(attribution: records.Attribution) -> str:
     return note
 
 
+def projection_caption(projection: records.Projection) -> str:
+    """What the map of :func:`dashboard.charts.test_set_map` shows, in words, with how it was computed."""
+    source = (
+        f"Each point is a test image, placed by the {projection.features} values that **{projection.layer}**, "
+        "the last layer before the output, computes for it"
+    )
+    if projection.explained_variance is None:
+        how = (
+            "; t-SNE puts images that this layer sees alike near each other (how far apart two clusters lie, "
+            "and the axes, mean little)"
+        )
+    else:
+        share = sum(projection.explained_variance)
+        how = f"; PCA's two axes are its directions of largest variance ({share:.1%} of it)"
+    return (
+        f"{source}{how}. Computed once for this model, in the engine, in {seconds(projection.seconds)}, and kept "
+        "with it. Hover over a point for its answer; click one to see the image, the answer and where the model "
+        "looked."
+    )
+
+
 def activation_caption(activation: records.LayerActivation, last: bool) -> str:
     """A layer of :func:`dashboard.charts.layer_activation` in words: its name, what it holds, its range."""
     values = activation.values
@@ -219,3 +241,32 @@ def activation_caption(activation: records.LayerActivation, last: bool) -> str:
         shape = f"{len(values)} units"
     active = f"; {float((values > 0).mean()):.0%} of them above zero" if not last else ""
     return f"**{activation.name}** ({activation.type}): {shape}, from {values.min():.3g} to {values.max():.3g}{active}."
+
+
+def my_digits_rows(
+    scored: Sequence[tuple[RunRecord, mydigits.Score]],
+    default: training_settings.TrainingSettings,
+    in_use: training_settings.TrainingSettings,
+) -> list[dict]:
+    """The table of every cached run scored on my digits, best first (a run that read none last)."""
+    return [
+        {
+            "model": short_settings(record.settings),
+            "my digits": percent(score.accuracy),
+            "right": f"{score.right:,} of {score.count:,}",
+            "test accuracy": percent(record.test_accuracy),
+            "default": record.settings == default,
+            "in use": record.settings == in_use,
+        }
+        for record, score in sorted(
+            scored, key=lambda pair: -1.0 if math.isnan(pair[1].accuracy) else pair[1].accuracy, reverse=True
+        )
+    ]
+
+
+def my_digit_caption(result: mydigits.Result) -> str:
+    """A gallery caption: the right digit and what the model read, e.g. ``7 → 1 (93%)``, or ``7 ✓ (99%)``."""
+    if result.refusal is not None:
+        return f"{result.entry.label}: not readable"
+    answer = "✓" if result.correct else f"→ {result.predicted}"
+    return f"{result.entry.label} {answer} ({result.confidence:.0%})"

@@ -8,7 +8,8 @@ starting.
 
 All Streamlit caching lives here: ``st.cache_resource`` for the test images, which every session
 shares; ``st.cache_data`` for what pages derive from a run (evaluations, layer
-summaries, weights, tables), keyed by the run's cache key.
+summaries, weights, tables), keyed by the run's cache key, and from the "my digits" set (its images in
+MNIST form, each run's score on them), keyed by the set's digest.
 
 The model in use (the "selected run") is a value in ``st.session_state`` under a key no widget
 owns, so it survives page switches. It changes only to a run that exists: when a training this
@@ -29,9 +30,9 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from dashboard import connection
-from mnist_model import artifacts, images
+from mnist_model import artifacts, config, images, mydigits
 from mnist_model.engine import ADDRESS_ENV, Engine, EngineError
-from mnist_model.records import Attribution, JobStatus, LayerActivation
+from mnist_model.records import Attribution, JobStatus, LayerActivation, Projection
 from mnist_model.settings import TrainingSettings
 
 log = logging.getLogger(__name__)
@@ -297,6 +298,63 @@ def activations(key: str, model_input: np.ndarray) -> tuple[LayerActivation, ...
     return engine().activations(key, model_input)
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def projection(key: str, method: str) -> Projection:
+    """The map of the 10,000 test images by ``method``, "pca" or "tsne" (see :mod:`mnist_model.projection`):
+    the engine computes it once per run and keeps it with the run."""
+    return engine().projection(key, method)
+
+
 def digit_scores(model_inputs: np.ndarray) -> np.ndarray | None:
     """How much each (28, 28) image looks like a digit; None while the detector is being trained."""
     return engine().digit_scores(model_inputs)
+
+
+# My digits: the images people flagged with their right digit, in a folder on this server (see mnist_model.mydigits)
+
+# A set is cached by what it holds: its digest changes with its CSV and with every listed file.
+_BY_CONTENT = {mydigits.DigitSet: lambda digit_set: (str(digit_set.folder), digit_set.digest)}
+
+
+def my_digits() -> mydigits.DigitSet:
+    """The set as it is now: its CSV and the status of its files, read on every call. Raises MyDigitsError
+    (logged, since its message names the server's files)."""
+    try:
+        return mydigits.load(config.my_digits_dir())
+    except mydigits.MyDigitsError as error:
+        log.error("my digits cannot be read: %s", error)
+        raise
+
+
+def save_my_digit(data: bytes, name: str, label: int, source: str, predicted: int | None) -> mydigits.Entry:
+    """Save an upload's bytes or a drawing's PNG with the digit it shows. Raises MyDigitsError (SetFull
+    over a bound) or OSError."""
+    return mydigits.add(config.my_digits_dir(), data, name=name, label=label, source=source, predicted=predicted)
+
+
+def delete_my_digit(file: str) -> None:
+    mydigits.remove(config.my_digits_dir(), file)
+
+
+def clear_my_digits() -> int:
+    return mydigits.clear(config.my_digits_dir())
+
+
+def my_digits_zip() -> bytes:
+    """The set as a zip (labels.csv and the images), made when the visitor downloads it."""
+    return mydigits.zip_bytes(config.my_digits_dir())
+
+
+@st.cache_data(show_spinner="Preparing my digits...", max_entries=4, hash_funcs=_BY_CONTENT)
+def my_digits_inputs(digit_set: mydigits.DigitSet) -> mydigits.Inputs:
+    """The set's images in MNIST form, prepared by the engine (where untrusted images are decoded)."""
+    return engine().prepare_my_digits(mydigits.samples(digit_set))
+
+
+@st.cache_data(show_spinner="Scoring the cached models on my digits...", max_entries=64, hash_funcs=_BY_CONTENT)
+def my_digits_score(key: str, digit_set: mydigits.DigitSet) -> mydigits.Score:
+    """The run's answers on the set, against its labels: one batch prediction on the engine."""
+    inputs = my_digits_inputs(digit_set)
+    accepted = inputs.model_inputs
+    probabilities = engine().predict(key, accepted) if len(accepted) else np.zeros((0, 10), dtype=np.float32)
+    return mydigits.score(digit_set.entries, inputs, probabilities)

@@ -8,11 +8,14 @@ rerun the whole page when it ends, so the page can fill in.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import re
 
 import streamlit as st
 
 from dashboard import charts, formats, state
+from mnist_model import mydigits
 from mnist_model.data import DataError
 from mnist_model.engine import Engine, EngineError, QueueFull
 from mnist_model.records import DONE, FAILED, QUEUED, STOPPED, JobStatus
@@ -25,6 +28,14 @@ POLL_SECONDS = 1.0
 PICTURE = {"displayModeBar": False}
 IDLE_POLL_SECONDS = 5.0
 _ACTIVE_SEEN = "_active_jobs_seen"
+# Where a flagged image goes, said under every flag control and on the My digits page.
+MY_DIGITS_NOTE = (
+    f"Kept on this dashboard's server only, in a folder beside its trained models, and never sent anywhere "
+    f"else; everyone who uses this server shares the set. It holds at most {mydigits.MAX_IMAGES:,} images "
+    f"({mydigits.MAX_SET_BYTES // 2**20} MB); the My digits page scores every model on them and deletes them."
+)
+
+log = logging.getLogger(__name__)
 
 
 def literal(text: object) -> str:
@@ -281,3 +292,75 @@ def gallery(images, chosen, caption, order: str) -> None:
     shown = chosen[:GALLERY_SIZE]
     st.caption(f"{len(chosen):,} images, {order} first; showing up to {GALLERY_SIZE}.")
     st.image([charts.pixelated(images[index], 3) for index in shown], caption=[caption(i) for i in shown], width=84)
+
+
+# My digits: the flag under an answer, and the changes the My digits page makes.
+
+
+def flag_wrong_answer(data: bytes, name: str, source: str, predicted: int) -> None:
+    """Under an upload's or a drawing's answer: "Wrong? The right digit is [0-9]", saved to my digits.
+
+    data: the uploaded file's bytes or the drawing's PNG; source: "upload" or "drawing"; predicted: the
+    model's answer. The outcome (saved, or why not) shows below until the image changes.
+    """
+    key = f"flag_{source}"
+    digest = hashlib.sha256(data).hexdigest()
+    with st.form(key, border=False, enter_to_submit=False):
+        left, right = st.columns([3, 1], vertical_alignment="bottom")
+        left.segmented_control("Wrong? The right digit is", list(range(10)), key=f"{key}_digit")
+        right.form_submit_button(
+            "Save to my digits",
+            icon=":material/bookmark_add:",
+            on_click=_save_flag,
+            args=(data, name, source, predicted, key, digest),
+        )
+    kind, shown_for, text = st.session_state.get(f"{key}_outcome", (None, None, None))
+    if shown_for == digest:
+        (st.success if kind == "saved" else st.warning)(text)
+    st.caption(MY_DIGITS_NOTE)
+
+
+def _save_flag(data: bytes, name: str, source: str, predicted: int, key: str, digest: str) -> None:
+    label = st.session_state.get(f"{key}_digit")
+    if label is None:
+        outcome = ("refused", "Pick the digit the image really shows, then press **Save to my digits**.")
+    else:
+        try:
+            state.save_my_digit(data, name, label, source, predicted)
+        except mydigits.MyDigitsError as error:
+            outcome = ("refused", f"**Not saved.** {literal(error)}")
+        except OSError as error:
+            log.error("cannot save to my digits: %s", error)
+            outcome = (
+                "refused",
+                "**Not saved:** this server cannot write to its folder for my digits; its log says why.",
+            )
+        else:
+            read = "read it right" if label == predicted else f"read a {predicted}"
+            outcome = ("saved", f"Saved to my digits as a **{label}** (the model in use {read}).")
+            st.session_state[f"{key}_digit"] = None
+    st.session_state[f"{key}_outcome"] = (outcome[0], digest, outcome[1])
+
+
+def delete_my_digit(file: str) -> None:
+    """The Delete button's callback: one image out of the set, with a toast either way."""
+    try:
+        state.delete_my_digit(file)
+    except mydigits.MyDigitsError as error:
+        st.toast(literal(error))
+    except OSError as error:
+        log.error("cannot delete from my digits: %s", error)
+        st.toast("This server cannot change its folder for my digits; its log says why.")
+    else:
+        st.toast("Deleted from my digits.", icon=":material/delete:")
+
+
+def clear_my_digits() -> None:
+    """The Delete all button's callback."""
+    try:
+        count = state.clear_my_digits()
+    except (mydigits.MyDigitsError, OSError) as error:
+        log.error("cannot clear my digits: %s", error)
+        st.toast("This server cannot change its folder for my digits; its log says why.")
+    else:
+        st.toast(f"Deleted all {count:,} images from my digits.", icon=":material/delete_sweep:")

@@ -6,6 +6,11 @@ The manifest is written last, so an entry without one was never finished. Before
 its checksum is verified and its configuration is checked to name only Keras' own layers; then
 Keras loads it in ``safe_mode``. Anything that fails a check is reported and treated as absent.
 
+A run's maps of the test set (see :mod:`mnist_model.projection`) are kept in its entry too, as
+``projection-<method>.npy`` (the coordinates) and ``projection-<method>.json`` (what they are, their
+SHA-256 and that of the model they were computed from), written in that order. A map whose files do
+not match each other or the entry's model is treated as absent, and computed again.
+
 Listing runs needs no TensorFlow, so an interface can show what is cached while TensorFlow loads.
 """
 
@@ -32,9 +37,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 import filelock
+import numpy as np
 
 from mnist_model import config
-from mnist_model.records import EpochRecord
+from mnist_model.records import EpochRecord, Projection
 from mnist_model.settings import TrainingSettings
 
 if TYPE_CHECKING:
@@ -439,6 +445,77 @@ def prune(root: Path, *, max_runs: int, max_bytes: int, keep: set[str] = frozens
         deleted.append(entry.name)
         log.info("evicted cached run %s (least recently used)", entry.name)
     return deleted
+
+
+def _projection_files(root: Path, key: str, method: str) -> tuple[Path, Path]:
+    if not re.fullmatch(r"[a-z]+", method):
+        raise ValueError(f"{method!r} is not a projection's name")
+    entry = runs_dir(root) / key
+    return entry / f"projection-{method}.npy", entry / f"projection-{method}.json"
+
+
+def save_projection(root: Path, key: str, projection: Projection) -> bool:
+    """Keep a map of the test set in the entry of the run ``key``, atomically. Returns False, writing
+    nothing, when the store has no such entry. Call it holding :func:`run_lock` for ``key``. Raises OSError."""
+    entry = runs_dir(root) / key
+    if entry.is_symlink() or not (entry / MANIFEST_FILE).is_file():
+        return False
+    coordinates_file, description_file = _projection_files(root, key, projection.method)
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(projection.coordinates, dtype=np.float32), allow_pickle=False)
+    coordinates = buffer.getvalue()
+    description_file.unlink(missing_ok=True)
+    tmp = _temporary_path(entry, ".npy")
+    try:
+        tmp.write_bytes(coordinates)
+        _fsync(tmp)
+        os.replace(tmp, coordinates_file)
+    finally:
+        tmp.unlink(missing_ok=True)
+    description = {
+        "method": projection.method,
+        "layer": projection.layer,
+        "features": projection.features,
+        "explained_variance": projection.explained_variance,
+        "seconds": projection.seconds,
+        "coordinates_sha256": hashlib.sha256(coordinates).hexdigest(),
+        "model_sha256": record_manifest(entry)["model_sha256"],
+        "format": FORMAT_VERSION,
+    }
+    _write_atomically(description_file, json.dumps(description, indent=2))
+    return True
+
+
+def read_projection(root: Path, key: str, method: str) -> Projection | None:
+    """The map of the test set by ``method`` kept with the run ``key``, verified, or None when there is
+    none or it fails a check (logged): its files must match each other and the entry's model file."""
+    coordinates_file, description_file = _projection_files(root, key, method)
+    if not description_file.is_file():
+        return None
+    try:
+        description = json.loads(description_file.read_text())
+        coordinates = coordinates_file.read_bytes()
+        if description["model_sha256"] != record_manifest(runs_dir(root) / key)["model_sha256"]:
+            raise ValueError("it was computed from another model than the entry's")
+        if hashlib.sha256(coordinates).hexdigest() != description["coordinates_sha256"]:
+            raise ValueError("its coordinates' checksum does not match")
+        if description["method"] != method or description["format"] != FORMAT_VERSION:
+            raise ValueError("its description is of another map")
+        array = np.load(io.BytesIO(coordinates), allow_pickle=False)
+        if array.dtype != np.float32 or array.ndim != 2 or array.shape[1] != 2 or not np.isfinite(array).all():
+            raise ValueError(f"its coordinates are {array.dtype} {array.shape}, not finite float32 (n, 2)")
+        explained = description["explained_variance"]
+        return Projection(
+            method=method,
+            coordinates=array,
+            layer=str(description["layer"]),
+            features=int(description["features"]),
+            explained_variance=None if explained is None else tuple(_number(share) for share in explained),
+            seconds=_number(description["seconds"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        log.warning("the %s map kept with run %s is unusable and will be computed again: %s", method, key, error)
+        return None
 
 
 def _config_nodes(node) -> Iterator[dict]:

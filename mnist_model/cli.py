@@ -72,7 +72,16 @@ def _build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", parents=[settings, common], help="train (or load the cached run)")
     train.add_argument("--retrain", action="store_true", help="train even if a cached run exists (not cached)")
     train.set_defaults(handler=_train)
-    evaluate = commands.add_parser("evaluate", parents=[settings, common], help="metrics on the test set")
+    evaluate = commands.add_parser(
+        "evaluate", parents=[settings, common], help="metrics on the test set, or accuracy on a folder of your images"
+    )
+    evaluate.add_argument(
+        "--images",
+        type=Path,
+        metavar="FOLDER",
+        help="score on the images of FOLDER instead of the test set: a labels.csv with the columns file and label "
+        "(as the dashboard's My digits page saves and downloads them), beside the image files",
+    )
     evaluate.set_defaults(handler=_evaluate)
     predict = commands.add_parser("predict", parents=[settings, common], help="predict test images or image files")
     predict.add_argument("files", nargs="*", type=Path, metavar="FILE", help="image files (PNG, JPEG, BMP, GIF, WebP)")
@@ -145,6 +154,8 @@ def _train(arguments) -> int:
 
 
 def _evaluate(arguments) -> int:
+    if arguments.images is not None:
+        return _evaluate_images(arguments)
     run, data = _trained(arguments)
     from mnist_model.evaluation import evaluate
 
@@ -180,6 +191,66 @@ def _evaluate(arguments) -> int:
     for digit, row in enumerate(evaluation.confusion):
         print(f"{digit:>5}" + "".join(f"{count:>6}" for count in row))
     return 0
+
+
+def _evaluate_images(arguments) -> int:
+    """Accuracy on a folder of labelled images (see :mod:`mnist_model.mydigits`). The folder is read and
+    every image preprocessed before TensorFlow is imported; a bad folder or CSV is a usage error."""
+    from mnist_model import mydigits
+
+    command = "python -m mnist_model evaluate"
+    try:
+        digit_set = mydigits.load(arguments.images, missing_ok=False)
+        if digit_set.problems:
+            more = len(digit_set.problems) - 1
+            others = f" (and {more} more {'row' if more == 1 else 'rows'} with problems)" if more else ""
+            labels = arguments.images / mydigits.LABELS_FILE
+            raise UsageError(f"{command}: {_shown(labels)}, {_shown(digit_set.problems[0])}{others}")
+        if not digit_set.entries:
+            raise UsageError(f"{command}: {_shown(arguments.images / mydigits.LABELS_FILE)} lists no images")
+        inputs = mydigits.prepare(mydigits.samples(digit_set))
+    except mydigits.MyDigitsError as error:
+        raise UsageError(f"{command}: {_shown(error)}") from None
+    run, _ = _trained(arguments)
+    if inputs.accepted.any():
+        from mnist_model.predict import Predictor
+
+        probabilities = Predictor(run.model).predict(inputs.model_inputs)
+    else:
+        probabilities = np.zeros((0, 10), dtype=np.float32)
+    result = mydigits.score(digit_set.entries, inputs, probabilities)
+    if arguments.json:
+        records = [
+            {
+                "file": item.entry.file,
+                "label": item.entry.label,
+                "source": item.entry.source,
+                "predicted": item.predicted,
+                "confidence": None if item.confidence is None else round(item.confidence, 6),
+                "correct": item.correct,
+                **({"error": item.refusal} if item.refusal is not None else {}),
+            }
+            for item in result.results
+        ]
+        accuracy = None if result.count == 0 else result.accuracy
+        summary = {"folder": str(arguments.images), "accuracy": accuracy, "count": result.count}
+        print(json.dumps({**summary, "right": result.right, "refused": result.refused, "images": records}))
+        return 1 if result.refused else 0
+    print(f"{run.settings.describe()}")
+    if result.count:
+        print(
+            f"{_shown(arguments.images)}: accuracy {result.accuracy:.2%} ({result.right} of {result.count} right"
+            + (f", {result.refused} refused)" if result.refused else ")")
+        )
+    else:
+        print(f"{_shown(arguments.images)}: none of the {result.refused} images could be read")
+    for item in result.wrong:
+        answer = f"a {item.entry.label} read as {item.predicted} ({_confidence(item.confidence)})"
+        print(f"  wrong: {_shown(item.entry.file)}: {answer}")
+    for item in result.results:
+        if item.refusal is not None:
+            print(f"  refused: {_shown(item.entry.file)}: {_shown(item.refusal)}")
+    return 1 if result.refused else 0
 
 
 def _predict(arguments) -> int:

@@ -18,6 +18,8 @@ DATA_ENV = "MNIST_DATA"
 ARTIFACTS_ENV = "MNIST_ARTIFACTS"
 # The folder for the digit detector, which depends on the data only (default: in the artifacts folder).
 DETECTOR_ENV = "MNIST_DETECTOR_DIR"
+# The folder of "my digits", the images people flagged with their right digit (default: in the artifacts folder).
+MY_DIGITS_ENV = "MNIST_MY_DIGITS"
 # The architecture of the model people get by default, on the command line and in the dashboard:
 # "cnn" (the default) or "mlp", which keeps the dense network, for a machine that should never spend
 # the minute or two the convnet takes to train.
@@ -43,6 +45,13 @@ def detector_dir() -> Path:
     """The folder for the digit detector: ``$MNIST_DETECTOR_DIR`` or ``detector/`` in the artifacts folder."""
     configured = os.environ.get(DETECTOR_ENV)
     return Path(configured).expanduser() if configured else artifacts_dir() / "detector"
+
+
+def my_digits_dir() -> Path:
+    """The folder of "my digits" (see :mod:`mnist_model.mydigits`): ``$MNIST_MY_DIGITS`` or ``my-digits/``
+    in the artifacts folder."""
+    configured = os.environ.get(MY_DIGITS_ENV)
+    return Path(configured).expanduser() if configured else artifacts_dir() / "my-digits"
 
 
 def configured_data_path() -> Path | None:

@@ -47,7 +47,7 @@ for _name, _value in CONNECT_SETTINGS.items():
 import ray  # noqa: E402
 import ray.exceptions  # noqa: E402
 
-from mnist_model import artifacts, config, images, workers  # noqa: E402
+from mnist_model import artifacts, config, images, mydigits, workers  # noqa: E402
 from mnist_model.data import DataError  # noqa: E402
 from mnist_model.local_ray import LocalCluster  # noqa: E402
 from mnist_model.records import (  # noqa: E402
@@ -56,6 +56,7 @@ from mnist_model.records import (  # noqa: E402
     JobStatus,
     LayerActivation,
     ModelSummary,
+    Projection,
     QueueFull,
 )
 from mnist_model.settings import TrainingSettings  # noqa: E402
@@ -252,6 +253,11 @@ class Engine:
         """Each computing layer's output for one image (see :mod:`mnist_model.activations`)."""
         return self._call(self._models.activations.remote(key, model_input))
 
+    def projection(self, key: str, method: str) -> Projection:
+        """The map of the test set by ``method``, "pca" or "tsne" (see :mod:`mnist_model.projection`):
+        computed once per run by the model server and kept with the run."""
+        return self._call(self._models.projection.remote(key, method))
+
     def digit_scores(self, model_inputs: np.ndarray) -> np.ndarray | None:
         """How much each image looks like a digit (see :mod:`mnist_model.detector`); None while the
         detector is still being trained, which the first call starts."""
@@ -262,6 +268,10 @@ class Engine:
 
     def prepare_drawing(self, data: bytes, size: tuple[int, int]) -> images.PreprocessedImage:
         return self._call(self._models.prepare_drawing.remote(data, size))
+
+    def prepare_my_digits(self, items: list[tuple[bytes, str]]) -> mydigits.Inputs:
+        """A "my digits" set's images, (file bytes, source) pairs, in MNIST form (see :mod:`mnist_model.mydigits`)."""
+        return self._call(self._models.prepare_my_digits.remote(items))
 
     def evaluate(self, key: str):
         return self._call(self._models.evaluate.remote(key))

@@ -153,3 +153,18 @@ class LayerActivation:
     type: str
     kind: str
     values: np.ndarray
+
+
+@dataclass(frozen=True)
+class Projection:
+    """The map of the test set (see :mod:`mnist_model.projection`): ``coordinates`` float32 (n, 2), one
+    row per test image in the test set's order, by ``method`` ("pca" or "tsne") from the ``features``
+    values per image that the layer ``layer`` gives. ``explained_variance``: for PCA, the share of the
+    features' variance along each axis (None for t-SNE). ``seconds``: what computing it took."""
+
+    method: str
+    coordinates: np.ndarray
+    layer: str
+    features: int
+    explained_variance: tuple[float, ...] | None
+    seconds: float

@@ -28,7 +28,7 @@ import numpy as np
 import ray
 import ray.exceptions
 
-from mnist_model import artifacts, detector, images
+from mnist_model import artifacts, detector, images, mydigits
 from mnist_model.data import DataError, MnistData, load_mnist
 from mnist_model.records import (
     DONE,
@@ -41,6 +41,7 @@ from mnist_model.records import (
     JobStatus,
     LayerActivation,
     Progress,
+    Projection,
     QueueFull,
     TrainingStopped,
 )
@@ -194,6 +195,18 @@ class Coordinator:
         """Mark the run ``key`` as in use: it is kept in the store while people use it."""
         self._last_used[key] = time.time()
         artifacts.touch(self._root, key)
+
+    def stored_projection(self, key: str, method: str) -> Projection | None:
+        """The map of the test set by ``method`` kept with the run ``key``, verified, or None."""
+        return artifacts.read_projection(self._root, key, method)
+
+    def store_projection(self, key: str, projection: Projection) -> None:
+        """Keep a map of the test set with the run ``key`` (nothing for a run kept in memory only)."""
+        try:
+            with artifacts.run_lock(self._root, key):
+                artifacts.save_projection(self._root, key, projection)
+        except OSError as error:
+            log.warning("the %s map of %s could not be saved (%s); it is kept in memory", projection.method, key, error)
 
     # The digit detector
 
@@ -523,6 +536,8 @@ class ModelServer:
         self._lock = threading.Lock()
         self._loaded: collections.OrderedDict[str, tuple] = collections.OrderedDict()
         self._evaluations: collections.OrderedDict[str, object] = collections.OrderedDict()
+        self._projections: collections.OrderedDict[tuple[str, str], Projection] = collections.OrderedDict()
+        self._projecting: dict[tuple[str, str], threading.Lock] = {}
         self._test_set: tuple[np.ndarray, np.ndarray] | None = None
         self._detector = None
 
@@ -598,6 +613,11 @@ class ModelServer:
         drawing or for bytes that are not such a PNG."""
         return images.preprocess_drawing(data, size)
 
+    def prepare_my_digits(self, items: list[tuple[bytes, str]]) -> mydigits.Inputs:
+        """The images of a "my digits" set, (file bytes, source) pairs, in MNIST form (see
+        :func:`mnist_model.mydigits.prepare`); an unusable image is refused with its reason, not raised."""
+        return mydigits.prepare(items)
+
     def evaluate(self, key: str):
         """The run's :class:`mnist_model.evaluation.Evaluation` on the 10,000 test images."""
         _load_tensorflow()
@@ -614,6 +634,36 @@ class ModelServer:
             while len(self._evaluations) > self._capacity:
                 self._evaluations.popitem(last=False)
         return result
+
+    def projection(self, key: str, method: str) -> Projection:
+        """The map of the 10,000 test images by ``method`` ("pca" or "tsne") from the run's penultimate
+        layer (see :mod:`mnist_model.projection`): computed once per run, here, and kept with the run in the
+        store, so later calls (and later servers) read it. Callers asking at once wait for one computation."""
+        from mnist_model import projection
+
+        if method not in projection.METHODS:
+            raise EngineError(f"There is no {method!r} map; the maps are {', '.join(projection.METHODS)}.")
+        wanted = (key, method)
+        with self._lock:
+            computing = self._projecting.setdefault(wanted, threading.Lock())
+        with computing:
+            with self._lock:
+                if wanted in self._projections:
+                    self._projections.move_to_end(wanted)
+                    return self._projections[wanted]
+            found = ray.get(self._coordinator.stored_projection.remote(key, method))
+            if found is None:
+                network = self._entry(key)[0]
+                if self._test_set is None:
+                    self._test_set = ray.get(self._coordinator.test_set.remote())
+                found = projection.project(network, self._test_set[0], method)
+                log.info("computed the %s map of %s in %.1f s", method, key, found.seconds)
+                ray.get(self._coordinator.store_projection.remote(key, found))
+            with self._lock:
+                self._projections[wanted] = found
+                while len(self._projections) > 2 * self._capacity:
+                    self._projections.popitem(last=False)
+        return found
 
     def summary(self, key: str):
         """The run's layers as a :class:`mnist_model.records.ModelSummary`."""

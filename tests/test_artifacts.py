@@ -8,9 +8,11 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mnist_model import artifacts
+from mnist_model.records import Projection
 from mnist_model.settings import TrainingSettings
 
 
@@ -164,3 +166,59 @@ def test_a_record_is_saved_and_read_back_unchanged(tmp_path: Path) -> None:
 def test_a_malformed_or_planted_manifest_is_not_listed(tmp_path: Path, changes: dict) -> None:
     saved_manifest(tmp_path, **changes)
     assert artifacts.list_runs(tmp_path) == []
+
+
+def a_projection(method: str = "tsne") -> Projection:
+    coordinates = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32)
+    explained = (0.3, 0.2) if method == "pca" else None
+    return Projection(method, coordinates, layer="dense_2", features=128, explained_variance=explained, seconds=7.5)
+
+
+@pytest.mark.parametrize("method", ["pca", "tsne"])
+def test_a_map_is_kept_with_its_run_and_read_back_unchanged(tmp_path: Path, method: str) -> None:
+    entry = artifacts.save_run_bytes(tmp_path, KEY, b"a model", GOOD_MANIFEST)
+    kept = a_projection(method)
+    assert artifacts.save_projection(tmp_path, KEY, kept)
+    assert sorted(path.name for path in entry.glob("projection-*")) == [
+        f"projection-{method}.json",
+        f"projection-{method}.npy",
+    ]
+    read = artifacts.read_projection(tmp_path, KEY, method)
+    np.testing.assert_array_equal(read.coordinates, kept.coordinates)
+    assert dataclasses.replace(read, coordinates=None) == dataclasses.replace(kept, coordinates=None)
+    assert artifacts.read_projection(tmp_path, KEY, "pca" if method == "tsne" else "tsne") is None
+
+
+def test_a_map_is_not_kept_for_a_run_the_store_does_not_hold(tmp_path: Path) -> None:
+    assert not artifacts.save_projection(tmp_path, KEY, a_projection())
+    assert not artifacts.runs_dir(tmp_path).exists()
+
+
+def flip_a_byte(path: Path) -> None:
+    content = bytearray(path.read_bytes())
+    content[-1] ^= 1
+    path.write_bytes(bytes(content))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda entry: flip_a_byte(entry / "projection-tsne.npy"),
+        lambda entry: (entry / "projection-tsne.npy").unlink(),
+        lambda entry: (entry / "projection-tsne.json").write_text("{not json"),
+        # The run was trained again under the same key: the map is of the old model.
+        lambda entry: artifacts.save_run_bytes(entry.parent.parent, KEY, b"another model", GOOD_MANIFEST),
+    ],
+    ids=["coordinates changed", "coordinates gone", "description unreadable", "another model"],
+)
+def test_a_damaged_or_stale_map_is_not_read(tmp_path: Path, damage, caplog: pytest.LogCaptureFixture) -> None:
+    entry = artifacts.save_run_bytes(tmp_path, KEY, b"a model", GOOD_MANIFEST)
+    artifacts.save_projection(tmp_path, KEY, a_projection())
+    damage(entry)
+    assert artifacts.read_projection(tmp_path, KEY, "tsne") is None
+    assert "will be computed again" in caplog.text
+
+
+def test_a_map_name_cannot_reach_outside_the_entry(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not a projection's name"):
+        artifacts.read_projection(tmp_path, KEY, "../../manifest")

@@ -4,7 +4,8 @@ One server is started for the module with an empty artifacts folder, so its firs
 default model trained once, with progress. Each test then opens a page in a session of its own,
 straight from its URL, and checks what it shows against ``mnist_model`` run here: the test metrics,
 a cell of the confusion matrix, the digit for a test index, an upload, a number, something that is
-not a digit, a drawing, a file that is not an image. Each page's screenshot goes to
+not a digit, a drawing, a file that is not an image, an upload flagged with its right digit and
+scored on My digits, the map of the test set and a point clicked on it. Each page's screenshot goes to
 ``test-output/screenshots/``.
 
 Needs Chromium (``$CHROMIUM``, or ``chromium`` on the PATH, as Debian's package installs it; see the
@@ -25,7 +26,8 @@ from playwright.sync_api import Browser, Locator, Page, expect
 
 import mnist_model
 from dashboard import formats
-from mnist_model import attribution, images
+from mnist_model import artifacts as store
+from mnist_model import attribution, images, mydigits
 from mnist_model.evaluation import evaluate
 from mnist_model.predict import Predictor
 from mnist_model.training import TrainedRun, train
@@ -45,7 +47,8 @@ def server(mnist_path: Path, tmp_path_factory: pytest.TempPathFactory, trained_d
     """The dashboard's URL and its (initially empty) artifacts folder."""
     artifacts = tmp_path_factory.mktemp("browser-artifacts")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with Dashboard(artifacts, SCREENSHOTS.parent / "streamlit-server.log", MNIST_DATA=str(mnist_path)) as dashboard:
+    environment = {"MNIST_DATA": str(mnist_path), "MNIST_MY_DIGITS": str(artifacts / "my-digits")}
+    with Dashboard(artifacts, SCREENSHOTS.parent / "streamlit-server.log", **environment) as dashboard:
         yield dashboard.url, artifacts
         # A server that died takes every later test of the module with it: say why, once.
         assert dashboard.healthy(), f"the dashboard server stopped; the end of its log:\n{dashboard.log_text()[-3000:]}"
@@ -157,6 +160,75 @@ def test_a_click_on_the_confusion_matrix_shows_that_cells_images(server, new_pag
     expect(page.get_by_text(f"{confusion[5, 3]:,} images, most confident")).to_be_visible(timeout=PAGE_SECONDS * 1000)
 
 
+MAP_SECONDS = 180  # a first t-SNE map of the test set, on a loaded machine
+
+
+def map_point_count(page: Page, expected: int) -> int:
+    """How many test images the map on the page draws (its traces that carry test indices), once that is
+    ``expected`` or ``PAGE_SECONDS`` have passed (a chart drawn again takes a moment to update)."""
+    count = None
+    for _ in range(PAGE_SECONDS * 4):
+        count = page.evaluate(
+            """() => document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot')._fullData
+                .filter(trace => trace.visible === true && trace.customdata)
+                .reduce((count, trace) => count + trace._length, 0)"""
+        )
+        if count == expected:
+            break
+        page.wait_for_timeout(250)
+    return count
+
+
+def map_pixel(page: Page, x: float, y: float) -> tuple[float, float]:
+    """Where on the page the map draws the point (x, y) of its data, with the map scrolled into view."""
+    return page.evaluate(
+        """([x, y]) => {
+            const plot = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+            plot.scrollIntoView({block: "center"});
+            const box = plot.getBoundingClientRect(), layout = plot._fullLayout;
+            return [box.left + layout._size.l + layout.xaxis.d2p(x), box.top + layout._size.t + layout.yaxis.d2p(y)];
+        }""",
+        [float(x), float(y)],
+    )
+
+
+def test_the_map_shows_every_test_image_and_a_click_opens_one(server, new_page, run, mnist) -> None:
+    url, artifacts = server
+    result = evaluate(run.model, mnist.test_images, mnist.test_labels)
+    page = new_page(f"{url}/map", "Map of the test set")
+    expect(page.get_by_text("PCA's two axes")).to_be_visible(timeout=PAGE_SECONDS * 1000)
+    settled(page)
+    assert map_point_count(page, 10_000) == 10_000
+    page.get_by_text("t-SNE", exact=True).click()
+    expect(page.get_by_text("t-SNE puts images")).to_be_visible(timeout=MAP_SECONDS * 1000)
+    settled(page)
+    assert map_point_count(page, 10_000) == 10_000
+    tsne = store.read_projection(artifacts, run.key, "tsne")
+    assert tsne is not None, "the t-SNE map should be kept with the run"
+    page.get_by_text("Mistakes only").click()
+    expect(page.get_by_text("Click a point")).to_be_visible(timeout=PAGE_SECONDS * 1000)
+    settled(page)
+    assert map_point_count(page, len(result.misclassified)) == len(result.misclassified)
+    # A click on the most confident mistake opens it, with the model's answer and where it looked.
+    index = int(result.mistakes()[0])
+    x, y = map_pixel(page, *tsne.coordinates[index])
+    page.mouse.move(x, y)
+    page.mouse.click(x, y)
+    opened = page.get_by_role("heading", name=re.compile(r"^Test image #\d+$"))
+    expect(opened).to_be_visible(timeout=PAGE_SECONDS * 1000)
+    chosen = int(opened.inner_text().split("#")[1])
+    assert chosen in result.misclassified  # the point under the pointer: this mistake or one drawn over it
+    expect(metric_value(page, "Predicted digit")).to_have_text(str(result.predictions[chosen]))
+    expect(metric_value(page, "True label")).to_have_text(str(result.labels[chosen]))
+    explained = attribution.explain(run.model, mnist.test_images[chosen])
+    expect(page.get_by_text(f"Where the model looked for its {explained.digit}")).to_be_visible(
+        timeout=PAGE_SECONDS * 1000
+    )
+    page.get_by_text("Mistakes only").click()
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+    screenshot(page, "map")
+
+
 def test_the_model_page_counts_the_parameters_of_the_model_in_use(server, new_page, run) -> None:
     page = new_page(f"{server[0]}/model", "Model")
     expect(metric_value(page, "Parameters")).to_have_text(f"{run.model.count_params():,}", timeout=PAGE_SECONDS * 1000)
@@ -239,6 +311,47 @@ def test_a_number_is_read_digit_by_digit_and_some_objects_are_not_a_digit(
     uploader.set_input_files(tmp_path / "things.png")
     expect(metric_value(page, "Answer")).to_have_text("Not a digit", timeout=PAGE_SECONDS * 1000)
     screenshot(page, "predict-not-a-digit")
+
+
+def test_an_upload_flagged_with_its_right_digit_is_scored_on_the_my_digits_page(
+    server, new_page, predictor: Predictor, mnist, tmp_path: Path
+) -> None:
+    url, artifacts = server
+    page, uploader = upload_tab(new_page, url)
+    flagged = upload_file(tmp_path, 7)
+    label = int(mnist.test_labels[7])
+    answer, _, _ = predictor.predict_digit(images.preprocess_file(flagged.read_bytes()).model_input)
+    uploader.set_input_files(flagged)
+    expect(metric_value(page, "Predicted digit")).to_have_text(str(answer), timeout=PAGE_SECONDS * 1000)
+    form = page.get_by_test_id("stForm")
+    expect(form.get_by_text("Wrong? The right digit is")).to_be_visible()
+    form.get_by_role("radio", name=str(label), exact=True).click()
+    form.get_by_role("button", name="Save to my digits").click()
+    expect(page.get_by_text(f"Saved to my digits as a {label}")).to_be_visible(timeout=PAGE_SECONDS * 1000)
+    screenshot(page, "predict-flag")
+    [entry] = mydigits.load(artifacts / "my-digits").entries
+    assert (entry.label, entry.source, entry.predicted) == (label, "upload", answer)
+    # More digits saved meanwhile (as from other sessions), some of them hard: the page scores them all.
+    others = [0, 1, 2, 3, 4, 247, 321, 445, 582, 659]
+    for index in others:
+        mydigits.add(
+            artifacts / "my-digits",
+            upload_file(tmp_path, index).read_bytes(),
+            name=f"digit-{index}.png",
+            label=int(mnist.test_labels[index]),
+            source="upload",
+        )
+    indices = [7, *others]
+    inputs = np.stack([images.preprocess_file(upload_file(tmp_path, i).read_bytes()).model_input for i in indices])
+    right = int(sum(predictor.predict(inputs).argmax(axis=1) == mnist.test_labels[indices]))
+    open_page(page, "My digits")
+    expect(metric_value(page, "Images saved")).to_have_text(str(len(indices)), timeout=PAGE_SECONDS * 1000)
+    expect(metric_value(page, "Read right")).to_have_text(f"{right} of {len(indices)}")
+    expect(metric_value(page, "The model in use reads")).to_have_text(formats.percent(right / len(indices)))
+    expect(page.get_by_test_id("stDataFrame")).to_be_visible()
+    expect(page.get_by_role("button", name="My digits (.zip)")).to_be_visible()
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+    screenshot(page, "my-digits")
 
 
 def test_a_stroke_drawn_down_the_canvas_reads_as_a_one(server, new_page, run) -> None:

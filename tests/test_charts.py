@@ -485,3 +485,39 @@ def test_a_confusion_change_is_green_where_the_second_run_is_better_and_red_wher
     text = np.asarray(heatmap.text)
     assert text[4, 4] == "+3" and text[4, 9] == "-3" and text[7, 1] == "+2" and text[0, 0] == ""
     assert np.asarray(heatmap.customdata)[7, 1].tolist() == ["2", "worse"]
+
+
+def a_map(explained: tuple[float, float] | None) -> records.Projection:
+    coordinates = np.random.default_rng(0).normal(size=(60, 2)).astype(np.float32)
+    return records.Projection("pca" if explained else "tsne", coordinates, "dense_2", 128, explained, 1.0)
+
+
+@pytest.mark.parametrize("mistakes_only", [False, True])
+def test_the_test_set_map_draws_each_image_once_with_its_index_and_marks_the_mistakes(mistakes_only: bool) -> None:
+    labels = np.arange(60) % 10
+    predictions = labels.copy()
+    predictions[[3, 17, 42]] = (labels[[3, 17, 42]] + 1) % 10
+    projection = a_map((0.3, 0.2))
+    figure = charts.test_set_map(
+        projection, labels, predictions, np.full(60, 0.9), mistakes_only=mistakes_only, selected=17
+    )
+    drawn = [trace for trace in figure.data if trace.customdata is not None and len(trace.customdata)]
+    assert {trace.type for trace in figure.data} == {"scattergl"}
+    indices = np.concatenate([trace.customdata[:, 0] for trace in drawn]).astype(int)
+    assert sorted(indices) == ([3, 17, 42] if mistakes_only else list(range(60)))
+    for trace in drawn:
+        rows = trace.customdata[:, 0].astype(int)
+        np.testing.assert_array_equal(np.column_stack([trace.x, trace.y]), projection.coordinates[rows])
+        assert set(labels[rows]) == {int(trace.name)}  # one trace per true digit, in its colour
+        assert trace.marker.color == charts.DIGIT_COLOURS[int(trace.name)]
+        assert (trace.marker.symbol == "diamond") == bool((labels[rows] != predictions[rows]).all())
+    assert any(trace.name == "mistake (3)" for trace in figure.data)
+    assert figure.layout.xaxis.title.text == "first principal component (30.0% of the variance)"
+
+
+def test_the_t_sne_map_has_no_axis_values_and_its_caption_says_why() -> None:
+    projection = a_map(None)
+    figure = charts.test_set_map(projection, np.zeros(60, int), np.zeros(60, int), np.ones(60))
+    assert figure.layout.xaxis.showticklabels is False and figure.layout.yaxis.showticklabels is False
+    caption = formats.projection_caption(projection)
+    assert "128 values" in caption and "dense_2" in caption and "the axes, mean little" in caption

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -131,3 +132,101 @@ def test_file_names_reach_the_terminal_with_control_characters_escaped(text, sho
     from mnist_model.cli import _shown
 
     assert _shown(text) == shown
+
+
+def labelled_folder(folder: Path, rows: str, files: dict[str, bytes]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        (folder / name).write_bytes(content)
+    (folder / "labels.csv").write_text(rows)
+    return folder
+
+
+def digit_png(image) -> bytes:
+    """A MNIST test image as people upload digits: eight times larger, dark ink on white."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(255 - image).resize((224, 224), Image.Resampling.NEAREST).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (None, "nowhere does not exist"),
+        ("", "must start with a header naming the columns file and label"),
+        ("file,label\n", "labels.csv lists no images"),
+        ("file,label\na.png,x\na.png,12\n", "labels.csv, line 2: label 'x' is not a digit from 0 to 9 (and 1 more row"),
+        ("file,label\ngone.png,3\n", "labels.csv, line 2: file 'gone.png' does not exist"),
+    ],
+    ids=["no folder", "no header", "empty", "bad label", "missing file"],
+)
+def test_evaluate_images_answers_a_bad_folder_in_one_line_with_status_2_before_tensorflow(
+    tmp_path: Path, rows: str | None, message: str
+) -> None:
+    folder = tmp_path / "nowhere"
+    if rows is not None:
+        labelled_folder(folder, rows, {"a.png": b"\x89PNG\r\n\x1a\n"})
+    script = (
+        "import sys\n"
+        "from mnist_model.cli import main\n"
+        f"status = main(['evaluate', '--images', {str(folder)!r}])\n"
+        "print(status, 'tensorflow' in sys.modules)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT, timeout=120)
+    assert completed.stdout.split() == ["2", "False"], completed.stdout + completed.stderr
+    lines = stderr_lines(completed)
+    assert len(lines) == 1 and message in lines[0], lines
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_evaluate_images_scores_a_folder_as_the_model_reads_each_image(mnist, mnist_path: Path, tmp_path: Path):
+    from mnist_model import images, mydigits
+    from mnist_model.predict import Predictor
+    from mnist_model.settings import TrainingSettings
+    from mnist_model.training import train
+
+    folder = tmp_path / "my-digits"
+    indices = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 247, 321]  # 247 and 321 are misread by many small networks
+    for index in indices:
+        mydigits.add(
+            folder,
+            digit_png(mnist.test_images[index]),
+            name=f"{index}.png",
+            label=int(mnist.test_labels[index]),
+            source="upload",
+        )
+    blank = digit_png(np.zeros((28, 28), np.uint8))
+    mydigits.add(folder, blank, name="blank.png", label=3, source="upload")
+    artifacts = tmp_path / "artifacts"
+    options = ["--architecture", "mlp", "--epochs", "1", "--no-augment"]
+    env = {"MNIST_DATA": str(mnist_path), "MNIST_ARTIFACTS": str(artifacts)}
+    completed = run_cli("evaluate", "--images", str(folder), "--json", *options, env=env)
+    assert completed.returncode == 1, completed.stderr  # the blank image is refused
+    result = json.loads(completed.stdout)
+    # The reference: the same cached run, in this process, on the same preprocessing.
+    run = train(TrainingSettings.recommended("mlp", epochs=1, augment=False), data=mnist, artifacts_dir=artifacts)
+    assert run.from_cache
+    predictor = Predictor(run.model)
+    expected = [
+        int(predictor.predict_digit(images.preprocess_file(digit_png(mnist.test_images[index])).model_input)[0])
+        for index in indices
+    ]
+    labels = [int(mnist.test_labels[index]) for index in indices]
+    right = sum(p == label for p, label in zip(expected, labels, strict=True))
+    assert [record["predicted"] for record in result["images"]] == [*expected, None]
+    assert [record["label"] for record in result["images"]] == [*labels, 3]
+    assert (result["count"], result["right"], result["refused"]) == (len(indices), right, 1)
+    assert result["accuracy"] == pytest.approx(right / len(indices))
+    assert "error" in result["images"][-1] and "error" not in result["images"][0]
+    text = run_cli("evaluate", "--images", str(folder), *options, env=env)
+    assert f"accuracy {right / len(indices):.2%} ({right} of {len(indices)} right, 1 refused)" in text.stdout
+    wrong = [line for line in text.stdout.splitlines() if line.startswith("  wrong: ")]
+    assert len(wrong) == len(indices) - right
+    # Without --images, evaluate still reports on the MNIST test set with its own fields.
+    plain = json.loads(run_cli("evaluate", "--json", *options, env=env).stdout)
+    assert {"loss", "accuracy", "confusion", "per_class", "misclassified", "calibration"} == set(plain)

@@ -8,6 +8,7 @@ directly with ``mnist_model``, from the same cached run loaded in this process.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
@@ -23,7 +24,7 @@ from streamlit.testing.v1 import AppTest
 import mnist_model
 import mnist_model.engine
 from dashboard import formats, state
-from mnist_model import activations, attribution, calibration, images
+from mnist_model import activations, attribution, calibration, images, mydigits, projection
 from mnist_model.evaluation import compare, evaluate
 from mnist_model.predict import Predictor
 from mnist_model.training import TrainedRun, train
@@ -34,7 +35,7 @@ APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 # Settings no other test module trains, so the process-wide job for them is this module's alone.
 SETTINGS = mnist_model.TrainingSettings(epochs=3, seed=11)
 OTHER_SETTINGS = mnist_model.TrainingSettings(epochs=1, seed=11)
-PAGES = ["overview", "training", "evaluation", "compare", "model", "predict"]
+PAGES = ["overview", "training", "evaluation", "map", "compare", "model", "predict", "mydigits"]
 
 
 @pytest.fixture(scope="module")
@@ -208,6 +209,63 @@ def test_predict_shows_where_the_model_looked_with_the_models_own_attribution(ap
     for activation, caption in zip(layers, ["dense_1", "dense_2", "probabilities"], strict=True):
         last = activation.name == "probabilities"
         assert any(item.value == formats.activation_caption(activation, last=last) for item in app.caption), caption
+
+
+def plotted(trace: dict, name: str) -> np.ndarray:
+    """A trace's array ``name`` from a chart's spec, as Plotly writes it: a list or base64 typed bytes."""
+    value = trace.get(name, [])
+    if isinstance(value, dict):
+        array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        return array.reshape([int(side) for side in str(value.get("shape", len(array))).split(",")])
+    return np.asarray(value)
+
+
+def map_points(app: AppTest) -> np.ndarray:
+    """The test indices of the points on the page's map (its first chart), in trace order."""
+    spec = json.loads(app.get("plotly_chart")[0].proto.spec)
+    return np.concatenate([plotted(trace, "customdata")[:, 0] for trace in spec["data"] if "customdata" in trace])
+
+
+def test_the_map_places_every_test_image_by_the_pca_of_its_penultimate_layer(app: AppTest, trained) -> None:
+    data = mnist_model.load_mnist()
+    reference = projection.project(trained.model, data.test_images, "pca")
+    wrong = evaluate(trained.model, data.test_images, data.test_labels).misclassified
+    open_page(app, "map")
+    assert not app.error, [item.value for item in app.error]
+    assert sorted(map_points(app).astype(int)) == list(range(10_000))
+    spec = json.loads(app.get("plotly_chart")[0].proto.spec)
+    assert {trace["type"] for trace in spec["data"]} == {"scattergl"}
+    share = reference.explained_variance[0]
+    assert spec["layout"]["xaxis"]["title"]["text"] == f"first principal component ({share:.1%} of the variance)"
+    assert any("dense_2" in caption.value and "128 values" in caption.value for caption in app.caption)
+    assert any("Click a point" in item.value for item in app.info)
+    app.toggle(key="map_mistakes").set_value(True).run()
+    assert sorted(map_points(app).astype(int)) == sorted(wrong.tolist())
+
+
+def test_the_t_sne_map_is_computed_by_the_engine_and_kept_with_the_run(app: AppTest, trained) -> None:
+    open_page(app, "map")
+    app.radio(key="_widget_map_method").set_value("tsne").run()
+    assert not app.exception and not app.error
+    assert sorted(map_points(app).astype(int)) == list(range(10_000))
+    kept = mnist_model.artifacts.read_projection(mnist_model.config.artifacts_dir(), trained.key, "tsne")
+    assert kept is not None and kept.coordinates.shape == (10_000, 2)
+    assert any("t-SNE puts images" in caption.value for caption in app.caption)
+
+
+def test_a_point_chosen_on_the_map_shows_its_image_answer_and_attribution(app: AppTest, trained) -> None:
+    data = mnist_model.load_mnist()
+    index = int(evaluate(trained.model, data.test_images, data.test_labels).mistakes()[0])
+    predicted = int(Predictor(trained.model).predict_digit(data.test_images[index])[0])
+    explained = attribution.explain(trained.model, data.test_images[index])
+    open_page(app, "map")
+    app.session_state["map_index"] = index  # what a click on the point sets
+    app.run()
+    assert any(item.value == f"Test image #{index}" for item in app.subheader)
+    assert metric(app, "Predicted digit") == str(predicted)
+    assert metric(app, "True label") == str(data.test_labels[index])
+    assert any(item.value == f"**Where the model looked for its {explained.digit}**" for item in app.markdown)
+    assert ["Integrated gradients", "Gradient"] in chart_titles(app)
 
 
 def test_evaluation_explains_its_most_confident_mistake_for_both_digits(app: AppTest, trained) -> None:
@@ -419,3 +477,98 @@ def test_a_refused_file_of_another_type_is_named_in_the_message(app: AppTest) ->
     assert not app.exception
     messages = [item.value for item in app.error]
     assert len(messages) == 1 and "list.txt" in messages[0].replace("\\", ""), messages
+
+
+@pytest.fixture
+def my_digits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty folder for my digits, this test's own."""
+    folder = tmp_path / "my-digits"
+    monkeypatch.setenv("MNIST_MY_DIGITS", str(folder))
+    return folder
+
+
+def flag_upload(app: AppTest, name: str, upload: bytes, digit: int | None) -> AppTest:
+    """Upload a file on Predict, then say that the right digit is ``digit`` and save it."""
+    app.file_uploader[0].upload(name, upload, "image/png").run()
+    if digit is not None:
+        app.segmented_control(key="flag_upload_digit").set_value(digit)
+    next(button for button in app.button if button.label == "Save to my digits").click().run()
+    assert not app.exception, [item.value for item in app.exception]
+    return app
+
+
+def test_an_upload_flagged_with_its_right_digit_is_saved_and_every_run_scored_on_it(
+    app: AppTest, trained, my_digits: Path
+) -> None:
+    data = mnist_model.load_mnist()
+    uploads = {index: png_of_test_image(index) for index in (7, 0)}
+    # The first with its true label; the second labelled wrongly on purpose, so one of them at most is right.
+    labels = {7: int(data.test_labels[7]), 0: (int(data.test_labels[0]) + 1) % 10}
+    app.session_state["predict_tab"] = "Upload an image"
+    open_page(app, "predict")
+    for index, upload in uploads.items():
+        flag_upload(app, f"test-{index}.png", upload, labels[index])
+        assert any(f"Saved to my digits as a **{labels[index]}**" in item.value for item in app.success)
+    assert any("on this dashboard's server only" in caption.value for caption in app.caption)
+    saved = mydigits.load(my_digits)
+    assert [(entry.label, entry.source, entry.name) for entry in saved.entries] == [
+        (labels[7], "upload", "test-7.png"),
+        (labels[0], "upload", "test-0.png"),
+    ]
+    assert [(my_digits / entry.file).read_bytes() for entry in saved.entries] == list(uploads.values())
+    # Every cached run, scored here in process on the same preprocessing, against the page's table.
+    inputs = np.stack([images.preprocess_file(upload).model_input for upload in uploads.values()])
+    expected = {}
+    for settings in (SETTINGS, OTHER_SETTINGS):
+        answers = Predictor(train(settings).model).predict(inputs).argmax(axis=1)
+        expected[formats.short_settings(settings)] = int(sum(answers == [labels[7], labels[0]]))
+    predicted = Predictor(trained.model).predict(inputs).argmax(axis=1)
+    assert [entry.predicted for entry in saved.entries] == [int(digit) for digit in predicted]
+    open_page(app, "mydigits")
+    assert not app.error, [item.value for item in app.error]
+    table = app.dataframe[0].value
+    assert len(table) == len(mnist_model.list_runs())
+    rows = {row["model"]: row for row in table.to_dict("records")}
+    for model, right in expected.items():
+        assert rows[model]["right"] == f"{right} of 2"
+        assert rows[model]["my digits"] == formats.percent(right / 2)
+    assert rows[formats.short_settings(SETTINGS)]["in use"]
+    assert [row["default"] for row in rows.values()] == [
+        row["model"] == formats.short_settings(mnist_model.TrainingSettings.default()) for row in rows.values()
+    ]
+    assert len(app.image) == 1  # one gallery of both images
+    assert [button.label for button in app.download_button] == ["My digits (.zip)"]
+
+
+def test_my_digits_explains_an_empty_set_instead_of_an_empty_table(app: AppTest, my_digits: Path) -> None:
+    open_page(app, "mydigits")
+    assert any("No digits saved yet" in item.value for item in app.info)
+    assert not app.dataframe and not app.error
+
+
+def test_a_save_without_a_digit_or_over_the_bound_says_why_and_saves_nothing(
+    app: AppTest, my_digits: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app.session_state["predict_tab"] = "Upload an image"
+    open_page(app, "predict")
+    flag_upload(app, "seven.png", png_of_test_image(7), None)
+    assert any("Pick the digit the image really shows" in item.value for item in app.warning)
+    monkeypatch.setattr(mydigits, "MAX_IMAGES", 0)
+    flag_upload(app, "seven.png", png_of_test_image(7), 9)
+    assert any("holds at most 0 images" in item.value for item in app.warning), [w.value for w in app.warning]
+    assert not app.error
+    assert mydigits.load(my_digits).entries == ()
+
+
+def test_one_image_and_then_all_can_be_deleted_from_my_digits(app: AppTest, my_digits: Path) -> None:
+    for index in (1, 2):
+        mydigits.add(my_digits, png_of_test_image(index), name=f"{index}.png", label=index, source="upload")
+    open_page(app, "mydigits")
+    newest = mydigits.load(my_digits).entries[-1]
+    assert app.selectbox(key="my_digits_delete").value == newest.file
+    next(button for button in app.button if button.label == "Delete this image").click().run()
+    assert [entry.name for entry in mydigits.load(my_digits).entries] == ["1.png"]
+    next(button for button in app.button if button.label == "Yes, delete all 1 images").click().run()
+    assert not app.exception
+    assert mydigits.load(my_digits).entries == ()
+    assert any("No digits saved yet" in item.value for item in app.info)

@@ -34,7 +34,7 @@ import mnist_model.local_ray
 # isort: split
 import ray
 
-from mnist_model import artifacts, attribution, evaluation, images
+from mnist_model import artifacts, attribution, evaluation, images, projection
 from mnist_model.model import describe_layers
 from mnist_model.records import JobStatus
 from mnist_model.settings import TrainingSettings
@@ -397,6 +397,25 @@ def test_served_results_agree_with_the_run_loaded_in_this_process(
     for layer in model.layers:
         for variable in layer.weights:
             np.testing.assert_allclose(weights[layer.name][variable.name], np.asarray(variable), atol=1e-5)
+
+
+def test_the_map_of_the_test_set_is_computed_once_and_kept_with_the_run(
+    engine: mnist_model.engine.Engine, trained: JobStatus, artifacts_root: Path, mnist: mnist_model.MnistData
+) -> None:
+    model, _ = artifacts.load_run(artifacts_root, trained.key)
+    served = engine.projection(trained.key, "pca")
+    reference = projection.project(model, mnist.test_images, "pca")
+    np.testing.assert_allclose(served.coordinates, reference.coordinates, rtol=1e-4, atol=1e-4)
+    assert served.explained_variance == pytest.approx(reference.explained_variance, abs=1e-6)
+    assert (served.layer, served.features) == ("dense_2", 128)
+    for method, first in (("pca", served), ("tsne", engine.projection(trained.key, "tsne"))):
+        assert first.coordinates.shape == (10_000, 2)
+        kept = artifacts.read_projection(artifacts_root, trained.key, method)
+        np.testing.assert_array_equal(kept.coordinates, first.coordinates)
+        # Asked again, it is the map computed the first time, not a new computation.
+        assert engine.projection(trained.key, method).seconds == first.seconds == kept.seconds
+    with pytest.raises(mnist_model.engine.EngineError, match="no 'umap' map"):
+        engine.projection(trained.key, "umap")
 
 
 def test_a_file_that_is_not_an_image_is_refused_with_a_message(engine: mnist_model.engine.Engine) -> None:

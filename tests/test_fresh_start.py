@@ -25,7 +25,7 @@ from reliability.processes import Dashboard, descendants, resident_mb
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-PAGES = ["", "training", "evaluation", "compare", "model", "predict"]
+PAGES = ["", "training", "evaluation", "map", "compare", "model", "predict", "mydigits"]
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-output" / "screenshots"
 # Seconds each page is watched after opening: the first visit's whole start, engine included.
 WATCH_SECONDS = 12

@@ -1,5 +1,8 @@
 """Predict: the model in use on a test image, an uploaded file, or a digit drawn by hand."""
 
+import functools
+from collections.abc import Callable
+
 import numpy as np
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
@@ -15,11 +18,14 @@ UNSURE_HELP = (
     f"Calibrated on held-out images: of the answers given with 90% confidence, about 90% are right. "
     f"Below {calibration.UNSURE_BELOW:.0%} the answer is marked unsure."
 )
+# Called with the digit an upload or a drawing was read as: the control to flag a wrong answer.
+Flag = Callable[[int], None]
 STEPS = {"decoded": "As uploaded", "grey": "Grey, paper removed", "cropped": "Digit cropped", "final": "28x28 input"}
 
 
-def show_prediction(image: np.ndarray, true_label: int | None = None) -> None:
-    """The predicted digit, its probability and the bar chart of all ten, for one (28, 28) image."""
+def show_prediction(image: np.ndarray, true_label: int | None = None, flag: Flag | None = None) -> int:
+    """The predicted digit, its probability and the bar chart of all ten, for one (28, 28) image, then
+    ``flag(digit)`` if given (the control to correct it), then where the model looked; returns the digit."""
     probabilities = state.predict(state.selected_settings(), image)
     digit = int(probabilities.argmax())
     confidence = float(probabilities[digit])
@@ -36,7 +42,10 @@ def show_prediction(image: np.ndarray, true_label: int | None = None) -> None:
             delta_arrow="off",
         )
     st.plotly_chart(charts.probability_bars(probabilities, true_label=true_label))
+    if flag is not None:
+        flag(digit)
     show_attribution(image)
+    return digit
 
 
 def show_attribution(image: np.ndarray) -> None:
@@ -86,15 +95,17 @@ def show_number(prepared: images.PreprocessedImage) -> None:
         column.image(charts.pixelated(image, 4), caption=f"{digit} ({confidence:.1%}{unsure})")
 
 
-def show_answer(prepared: images.PreprocessedImage) -> None:
-    """For an upload or a drawing: "not a digit" with the reason, or the digit or number it shows."""
+def show_answer(prepared: images.PreprocessedImage, flag: Flag) -> None:
+    """For an upload or a drawing: "not a digit" with the reason, or the digit or number it shows; under
+    a digit's answer (or a "not a digit"), ``flag(digit)``, the control to say which digit it really is."""
     scores = state.digit_scores(prepared.digit_inputs)
     why_not = None if scores is None else detector.reason(scores, prepared.digit_inputs, prepared.model_input)
     if why_not is not None:
         st.metric("Answer", "Not a digit")
         st.warning(f"**Not a digit:** {why_not}.")
         with st.expander("What the classifier would answer anyway"):
-            show_prediction(prepared.model_input)
+            digit = show_prediction(prepared.model_input)
+        flag(digit)
         return
     if scores is None:
         st.caption(
@@ -104,7 +115,7 @@ def show_answer(prepared: images.PreprocessedImage) -> None:
     if prepared.is_number:
         show_number(prepared)
     else:
-        show_prediction(prepared.model_input)
+        show_prediction(prepared.model_input, flag=flag)
 
 
 def random_index(count: int) -> None:
@@ -149,7 +160,7 @@ def upload() -> None:
         )
     if prepared.notes:
         st.caption("Preprocessing: " + "; ".join(prepared.notes) + ".")
-    show_answer(prepared)
+    show_answer(prepared, functools.partial(ui.flag_wrong_answer, uploaded.getvalue(), uploaded.name, "upload"))
 
 
 @st.fragment
@@ -184,7 +195,7 @@ def draw() -> None:
             return
         if not prepared.is_number:
             st.image(charts.pixelated(prepared.final, 4), caption="28x28 input")
-        show_answer(prepared)
+        show_answer(prepared, functools.partial(ui.flag_wrong_answer, drawing_png, "drawing", "drawing"))
 
 
 st.title("Predict")
