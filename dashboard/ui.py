@@ -294,6 +294,18 @@ def gallery(images, chosen, caption, order: str) -> None:
     st.image([charts.pixelated(images[index], 3) for index in shown], caption=[caption(i) for i in shown], width=84)
 
 
+def true_label(column, predicted: int, true: int) -> None:
+    """The true label as a metric in ``column``, marked "correct" or "wrong" for the ``predicted`` digit."""
+    correct = predicted == true
+    column.metric(
+        "True label",
+        true,
+        delta="correct" if correct else "wrong",
+        delta_color="normal" if correct else "inverse",
+        delta_arrow="off",
+    )
+
+
 # My digits: the flag under an answer, and the changes the My digits page makes.
 
 

@@ -465,13 +465,7 @@ def save_projection(root: Path, key: str, projection: Projection) -> bool:
     np.save(buffer, np.ascontiguousarray(projection.coordinates, dtype=np.float32), allow_pickle=False)
     coordinates = buffer.getvalue()
     description_file.unlink(missing_ok=True)
-    tmp = _temporary_path(entry, ".npy")
-    try:
-        tmp.write_bytes(coordinates)
-        _fsync(tmp)
-        os.replace(tmp, coordinates_file)
-    finally:
-        tmp.unlink(missing_ok=True)
+    _write_atomically(coordinates_file, coordinates)
     description = {
         "method": projection.method,
         "layer": projection.layer,
@@ -535,10 +529,11 @@ def _temporary_path(folder: Path, suffix: str) -> Path:
     return Path(name)
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = _temporary_path(path.parent, ".json")
+def _write_atomically(path: Path, content: str | bytes) -> None:
+    """Write ``content`` to a temporary file beside ``path``, flush it to disk, then rename it over ``path``."""
+    tmp = _temporary_path(path.parent, path.suffix)
     try:
-        tmp.write_text(text)
+        tmp.write_bytes(content.encode() if isinstance(content, str) else content)
         _fsync(tmp)
         os.replace(tmp, path)
     finally:

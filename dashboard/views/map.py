@@ -59,14 +59,7 @@ with answer:
     columns = st.columns(3)
     columns[0].metric("Predicted digit", predicted)
     columns[1].metric("Confidence", f"{result.confidence[index]:.1%}")
-    correct = predicted == true
-    columns[2].metric(
-        "True label",
-        true,
-        delta="correct" if correct else "wrong",
-        delta_color="normal" if correct else "inverse",
-        delta_arrow="off",
-    )
+    ui.true_label(columns[2], predicted, true)
     st.plotly_chart(charts.probability_bars(result.probabilities[index], true_label=true))
 attribution = state.explain(key, image)
 st.markdown(f"**Where the model looked for its {attribution.digit}**")

@@ -33,14 +33,7 @@ def show_prediction(image: np.ndarray, true_label: int | None = None, flag: Flag
     columns[0].metric("Predicted digit", digit)
     show_confidence(columns[1], confidence)
     if true_label is not None:
-        correct = digit == true_label
-        columns[2].metric(
-            "True label",
-            true_label,
-            delta="correct" if correct else "wrong",
-            delta_color="normal" if correct else "inverse",
-            delta_arrow="off",
-        )
+        ui.true_label(columns[2], digit, true_label)
     st.plotly_chart(charts.probability_bars(probabilities, true_label=true_label))
     if flag is not None:
         flag(digit)
