@@ -8,12 +8,14 @@ still answers. A file name must be shown as the literal text it is.
 
 from __future__ import annotations
 
-import time
+import json
+import subprocess
+import sys
 
 import pytest
 
 from reliability import browser as pages
-from reliability.processes import PROJECT_ROOT, websocket_handshake
+from reliability.processes import PROJECT_ROOT, suite_environment, websocket_handshake
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration, pytest.mark.browser]
 
@@ -162,35 +164,32 @@ def test_a_typed_test_index_is_bounded(typed, server, server_page):
     assert server.healthy()
 
 
+FORGED = [-1, 10000, 10**12, -(10**12)]
+
+
 @pytest.fixture(scope="module")
-def predict_app(model_store):
-    """The Predict page in Streamlit's AppTest, on the main store: it sets a widget's value the way a
-    hand-made websocket message would, bypassing the page's own checks."""
-    from streamlit.testing.v1 import AppTest
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MNIST_ARTIFACTS", str(model_store))
-        app = AppTest.from_file(str(PROJECT_ROOT / "dashboard" / "app.py"), default_timeout=180)
-        app.run()
-        folder = PROJECT_ROOT / "dashboard"
-        predict_page = next(path for path in folder.glob("*/predict.py"))
-        app.switch_page(str(predict_page.relative_to(folder))).run()
-        # The first runs show the engine starting, then the model loading: rerun until the field is there.
-        began = time.monotonic()
-        while not app.number_input and not app.exception and time.monotonic() - began < 300:
-            time.sleep(0.5)
-            app.run()
-        exceptions = [str(item.value)[:200] for item in app.exception]
-        assert app.number_input, f"no test-index field after {time.monotonic() - began:.0f} s; {exceptions}"
-        yield app
+def forged(model_store) -> dict:
+    """The Predict page in Streamlit's AppTest, on the main store, with each forged test index set the way
+    a hand-made websocket message would (``reliability.forged``, in a process of its own)."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "reliability.forged", *map(str, FORGED)],
+        cwd=PROJECT_ROOT,
+        env=suite_environment(model_store),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
+    assert lines, f"exit {completed.returncode}: {completed.stderr[-2000:]}"
+    seen = json.loads(lines[-1])
+    assert seen["field"], f"no test-index field after {seen['waited']:.0f} s; {seen['exceptions']}"
+    return seen["values"]
 
 
-@pytest.mark.parametrize("forged", [-1, 10000, 10**12, -(10**12)])
-def test_a_forged_test_index_is_bounded(forged, predict_app):
-    predict_app.number_input[0].set_value(forged).run()
-    exceptions = [str(item.value)[:200] for item in predict_app.exception]
-    value = predict_app.number_input[0].value
-    assert isinstance(value, int) and 0 <= value <= 9999, value
+@pytest.mark.parametrize("value", FORGED)
+def test_a_forged_test_index_is_bounded(value, forged):
+    shown, exceptions = forged[str(value)]
+    assert isinstance(shown, int) and 0 <= shown <= 9999, shown
     assert not exceptions, exceptions
 
 
