@@ -46,19 +46,25 @@ def test_usage_error_prints_one_line_and_exits_2(arguments, message):
     assert completed.stdout == ""
 
 
+def main_in_a_new_process(arguments: list[str]) -> subprocess.CompletedProcess:
+    """The command line's ``main(arguments)`` in a new Python process, which then prints its exit status
+    and whether TensorFlow was imported."""
+    script = (
+        "import sys\n"
+        "from mnist_model.cli import main\n"
+        f"status = main({arguments!r})\n"
+        "print(status, 'tensorflow' in sys.modules)\n"
+    )
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT, timeout=120)
+
+
 @pytest.mark.parametrize(
     "arguments",
     [("train", "--epochs", "0"), ("summary", "--batch-size", "0"), ("evaluate", "--data", "/nowhere/mnist.npz")],
     ids=["train", "summary", "evaluate"],
 )
 def test_a_mistake_is_answered_before_tensorflow_is_imported(arguments):
-    script = (
-        "import sys\n"
-        "from mnist_model.cli import main\n"
-        f"status = main({list(arguments)!r})\n"
-        "print(status, 'tensorflow' in sys.modules)\n"
-    )
-    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT, timeout=120)
+    completed = main_in_a_new_process(list(arguments))
     assert completed.stdout.split() in (["2", "False"], ["1", "False"]), completed.stdout + completed.stderr
 
 
@@ -170,13 +176,7 @@ def test_evaluate_images_answers_a_bad_folder_in_one_line_with_status_2_before_t
     folder = tmp_path / "nowhere"
     if rows is not None:
         labelled_folder(folder, rows, {"a.png": b"\x89PNG\r\n\x1a\n"})
-    script = (
-        "import sys\n"
-        "from mnist_model.cli import main\n"
-        f"status = main(['evaluate', '--images', {str(folder)!r}])\n"
-        "print(status, 'tensorflow' in sys.modules)\n"
-    )
-    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT, timeout=120)
+    completed = main_in_a_new_process(["evaluate", "--images", str(folder)])
     assert completed.stdout.split() == ["2", "False"], completed.stdout + completed.stderr
     lines = stderr_lines(completed)
     assert len(lines) == 1 and message in lines[0], lines
